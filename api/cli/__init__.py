@@ -1,0 +1,42 @@
+"""The `lossforge` command line: one click group, one module per command family.
+
+Settings are built here, once, and handed to commands through the click context; logging is
+configured here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+from pydantic import ValidationError
+
+from api.cli.db import db
+from api.cli.serve import serve
+from api.settings import Settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="lossforge", prog_name="lossforge")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """lossforge: discover preference-optimization losses with a proposer in the loop."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"LOSSFORGE_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise click.UsageError(f"invalid settings: {problems}") from None
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    ctx.obj = settings
+
+
+main.add_command(db)
+main.add_command(serve)

@@ -1,0 +1,30 @@
+"""`GET /healthz`: is the service up and its archive reachable and current."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+
+from discovery.archive import current_revision, head_revision
+
+router = APIRouter(tags=["health"])
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    database_revision: str | None
+    schema_current: bool
+
+
+@router.get("/healthz", response_model=Health)
+def healthz(request: Request) -> Health:
+    revision = current_revision(request.app.state.archive.engine)
+    return Health(
+        status="ok",
+        version=version("lossforge"),
+        database_revision=revision,
+        schema_current=revision == head_revision(),
+    )

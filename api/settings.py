@@ -1,0 +1,75 @@
+"""The one settings class of lossforge, read from `LOSSFORGE_*` environment variables (and `.env`).
+
+Built once at an entry point (the CLI, the app factory) and passed down; nothing else reads the
+environment. Secrets are `SecretStr`: their repr is masked and they are unwrapped only where a
+client is built. Placeholder secrets are refused rather than silently used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from discovery.archive import DEFAULT_DATABASE_URL, normalize_url
+
+_PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "changethis", "secret", "token", "xxx", "..."}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="LOSSFORGE_",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+        # `LOSSFORGE_API_TOKEN=` (as docker compose writes an unset variable) means unset.
+        env_ignore_empty=True,
+    )
+
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL of the archive: a SQLite file (default) or PostgreSQL, e.g. "
+        "postgresql://user@host:5432/lossforge.",
+    )
+    api_token: SecretStr | None = Field(
+        None, description="Bearer token required on API writes; unset means writes are open."
+    )
+    api_read_auth: bool = Field(False, description="Require the API token on reads too.")
+    host: str = Field("127.0.0.1", description="Address `lossforge serve` binds.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `lossforge serve` binds.")
+    ray_address: str | None = Field(
+        None,
+        validation_alias=AliasChoices("LOSSFORGE_RAY_ADDRESS", "RAY_ADDRESS"),
+        description="Address of an existing Ray cluster; unset starts a local Ray instance.",
+    )
+    llm_base_url: str | None = Field(
+        None, description="OpenAI-compatible endpoint, e.g. http://localhost:8001/v1 (vLLM)."
+    )
+    llm_api_key: SecretStr | None = Field(None, description="Key for the LLM endpoint.")
+    llm_model: str | None = Field(None, description="Model name the endpoint serves.")
+    data_dir: Path = Field(
+        Path(".lossforge/data"), description="Where generated datasets and exports are written."
+    )
+    cache_dir: Path = Field(
+        Path(".lossforge/cache"), description="Where reference models and log-probs are cached."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Logging level of the entry points."
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalize_database_url(cls, value: str) -> str:
+        return normalize_url(value)
+
+    @field_validator("api_token", "llm_api_key")
+    @classmethod
+    def _refuse_placeholders(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value().strip().lower() in _PLACEHOLDER_SECRETS:
+            raise ValueError(
+                "is a placeholder, not a secret: set a real value "
+                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`) or unset it"
+            )
+        return value

@@ -1,0 +1,45 @@
+"""The SQL archive: every campaign, candidate, evaluation, LLM call and event.
+
+Public surface: `open_archive` (engine + migrations + store in one call), the `Archive` store and
+its plain-data records. Nothing outside this package writes SQL. It does not decide anything about
+campaigns: it stores what the engine tells it and refuses what would break its invariants (an
+evaluation stored twice).
+"""
+
+from discovery.archive.db import DEFAULT_DATABASE_URL, create_archive_engine, normalize_url
+from discovery.archive.errors import ArchiveError, DuplicateEvaluationError, NotFoundError
+from discovery.archive.migrate import current_revision, downgrade, head_revision, upgrade
+from discovery.archive.records import (
+    CampaignRecord,
+    CampaignStatus,
+    CandidateRecord,
+    CandidateStatus,
+    EvaluationRecord,
+    EvaluationStatus,
+    EventRecord,
+    LLMCallRecord,
+)
+from discovery.archive.store import Archive, open_archive
+
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "Archive",
+    "ArchiveError",
+    "CampaignRecord",
+    "CampaignStatus",
+    "CandidateRecord",
+    "CandidateStatus",
+    "DuplicateEvaluationError",
+    "EvaluationRecord",
+    "EvaluationStatus",
+    "EventRecord",
+    "LLMCallRecord",
+    "NotFoundError",
+    "create_archive_engine",
+    "current_revision",
+    "downgrade",
+    "head_revision",
+    "normalize_url",
+    "open_archive",
+    "upgrade",
+]

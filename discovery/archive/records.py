@@ -1,0 +1,118 @@
+"""Plain-data views of archive rows and the status vocabularies stored in them.
+
+The store returns these frozen records, never ORM objects, so callers cannot lazy-load across a
+closed session or write to the database by assigning attributes. Statuses are `StrEnum`s stored as
+their string values, so outside tools reading the tables see readable words.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class CampaignStatus(StrEnum):
+    PENDING = "PENDING"  # stored, not started
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"  # stopped on request; resumable
+    CANCELLED = "CANCELLED"  # stopped on request; final
+    FINISHED = "FINISHED"  # a budget was reached or the search ran out; final
+    FAILED = "FAILED"  # stopped by an error; `reason` says which
+
+
+class CandidateStatus(StrEnum):
+    PROPOSED = "PROPOSED"  # written by a proposer, not validated yet
+    ACCEPTED = "ACCEPTED"  # passed the sandbox; waiting for or in evaluation
+    REJECTED = "REJECTED"  # the sandbox refused it; `reason` says why
+    DUPLICATE = "DUPLICATE"  # same behaviour as `duplicate_of`; never trained
+    EVALUATED = "EVALUATED"  # at least one stage finished
+    FAILED = "FAILED"  # every evaluation failed; `reason` says why
+
+
+class EvaluationStatus(StrEnum):
+    PENDING = "PENDING"  # queued
+    RUNNING = "RUNNING"  # handed to a worker
+    DONE = "DONE"  # finished with a score
+    NAN_LOSS = "NAN_LOSS"  # the loss or its gradient went non-finite
+    DIVERGED = "DIVERGED"  # training ran away (e.g. KL exploded)
+    TIMEOUT = "TIMEOUT"
+    OOM = "OOM"
+    ERROR = "ERROR"  # anything else; `reason` holds the traceback summary
+    CANCELLED = "CANCELLED"  # the campaign stopped before it ran
+
+
+@dataclass(frozen=True)
+class CampaignRecord:
+    id: int
+    name: str
+    status: CampaignStatus
+    spec: dict[str, Any]
+    seed: int
+    reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class CandidateRecord:
+    id: int
+    campaign_id: int
+    name: str
+    thought: str
+    source: str
+    origin: str
+    status: CandidateStatus
+    reason: str | None
+    canonical_code: str | None
+    graph: dict[str, Any] | None
+    fingerprint: str | None
+    parent_ids: list[int]
+    island: int | None
+    duplicate_of: int | None
+    verdict: dict[str, Any] | None
+    provenance: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class EvaluationRecord:
+    id: int
+    candidate_id: int
+    stage: str
+    task: str
+    seed: int
+    attempt: int
+    status: EvaluationStatus
+    score: float | None
+    metrics: dict[str, Any]
+    timings: dict[str, float]
+    worker: str | None
+    reason: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class LLMCallRecord:
+    id: int
+    campaign_id: int | None
+    purpose: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    latency_s: float
+    error: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    id: int
+    campaign_id: int
+    kind: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None

@@ -1,0 +1,405 @@
+"""The archive's store: typed functions over the tables, the only place that talks to the database.
+
+Every method opens its own short transaction, so one `Archive` can be shared by threads, and
+several processes can share one SQLite file (see `db`). Writes that must not happen twice are
+refused by database constraints, not by Python checks that would race. Methods return frozen
+records (`records`), never ORM rows.
+
+It does not validate campaign specs, choose what to evaluate or compute scores: it stores what it is
+given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from discovery.archive.db import WRITE_OPTION, create_archive_engine
+from discovery.archive.errors import DuplicateEvaluationError, NotFoundError
+from discovery.archive.migrate import upgrade
+from discovery.archive.models import Campaign, Candidate, Evaluation, Event, LLMCall, utcnow
+from discovery.archive.records import (
+    CampaignRecord,
+    CampaignStatus,
+    CandidateRecord,
+    CandidateStatus,
+    EvaluationRecord,
+    EvaluationStatus,
+    EventRecord,
+    LLMCallRecord,
+)
+
+R = TypeVar("R")
+
+_FINAL_CAMPAIGN_STATUSES = {
+    CampaignStatus.CANCELLED,
+    CampaignStatus.FINISHED,
+    CampaignStatus.FAILED,
+}
+
+
+def _record(cls: type[R], row: Any) -> R:
+    """Copy a row's columns into the record class of the same shape."""
+    values = {f.name: getattr(row, f.name) for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**values)
+
+
+def _campaign(row: Campaign) -> CampaignRecord:
+    record = _record(CampaignRecord, row)
+    return dataclasses.replace(record, status=CampaignStatus(row.status))
+
+
+def _candidate(row: Candidate) -> CandidateRecord:
+    record = _record(CandidateRecord, row)
+    return dataclasses.replace(
+        record, status=CandidateStatus(row.status), parent_ids=list(row.parent_ids or [])
+    )
+
+
+def _evaluation(row: Evaluation) -> EvaluationRecord:
+    return dataclasses.replace(_record(EvaluationRecord, row), status=EvaluationStatus(row.status))
+
+
+class Archive:
+    """Typed access to one archive database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        with self._sessions() as session:
+            yield session
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        with self._sessions() as session:
+            # Asks SQLite for the write lock when the transaction begins (see `db`).
+            session.connection(execution_options={WRITE_OPTION: True})
+            yield session
+            session.commit()
+
+    # -- campaigns ---------------------------------------------------------------------------
+
+    def create_campaign(self, *, name: str, spec: dict[str, Any], seed: int) -> CampaignRecord:
+        with self._write() as session:
+            row = Campaign(name=name, spec=spec, seed=seed, status=CampaignStatus.PENDING)
+            session.add(row)
+            session.flush()
+            return _campaign(row)
+
+    def get_campaign(self, campaign_id: int) -> CampaignRecord:
+        with self._read() as session:
+            row = session.get(Campaign, campaign_id)
+            if row is None:
+                raise NotFoundError(f"no campaign with id {campaign_id}")
+            return _campaign(row)
+
+    def list_campaigns(self) -> list[CampaignRecord]:
+        with self._read() as session:
+            rows = session.scalars(select(Campaign).order_by(Campaign.id.desc()))
+            return [_campaign(row) for row in rows]
+
+    def set_campaign_status(
+        self, campaign_id: int, *, status: CampaignStatus, reason: str | None = None
+    ) -> CampaignRecord:
+        with self._write() as session:
+            row = session.get(Campaign, campaign_id)
+            if row is None:
+                raise NotFoundError(f"no campaign with id {campaign_id}")
+            row.status = status
+            row.reason = reason
+            row.finished_at = utcnow() if status in _FINAL_CAMPAIGN_STATUSES else None
+            session.flush()
+            return _campaign(row)
+
+    # -- candidates --------------------------------------------------------------------------
+
+    def add_candidate(
+        self,
+        *,
+        campaign_id: int,
+        name: str,
+        source: str,
+        origin: str,
+        thought: str = "",
+        status: CandidateStatus = CandidateStatus.PROPOSED,
+        reason: str | None = None,
+        parent_ids: Sequence[int] = (),
+        island: int | None = None,
+        provenance: dict[str, Any] | None = None,
+    ) -> CandidateRecord:
+        with self._write() as session:
+            row = Candidate(
+                campaign_id=campaign_id,
+                name=name,
+                source=source,
+                origin=origin,
+                thought=thought,
+                status=status,
+                reason=reason,
+                parent_ids=list(parent_ids),
+                island=island,
+                provenance=provenance or {},
+            )
+            session.add(row)
+            try:
+                session.flush()
+            except IntegrityError as exc:
+                raise NotFoundError(f"no campaign with id {campaign_id}") from exc
+            return _candidate(row)
+
+    def update_candidate(
+        self,
+        candidate_id: int,
+        *,
+        status: CandidateStatus,
+        reason: str | None = None,
+        canonical_code: str | None = None,
+        graph: dict[str, Any] | None = None,
+        fingerprint: str | None = None,
+        verdict: dict[str, Any] | None = None,
+        duplicate_of: int | None = None,
+    ) -> CandidateRecord:
+        """Record a verdict or a new status; fields left as None keep their stored value."""
+        with self._write() as session:
+            row = session.get(Candidate, candidate_id)
+            if row is None:
+                raise NotFoundError(f"no candidate with id {candidate_id}")
+            row.status = status
+            row.reason = reason
+            updates = {
+                "canonical_code": canonical_code,
+                "graph": graph,
+                "fingerprint": fingerprint,
+                "verdict": verdict,
+                "duplicate_of": duplicate_of,
+            }
+            for column, value in updates.items():
+                if value is not None:
+                    setattr(row, column, value)
+            session.flush()
+            return _candidate(row)
+
+    def get_candidate(self, candidate_id: int) -> CandidateRecord:
+        with self._read() as session:
+            row = session.get(Candidate, candidate_id)
+            if row is None:
+                raise NotFoundError(f"no candidate with id {candidate_id}")
+            return _candidate(row)
+
+    def list_candidates(
+        self, *, campaign_id: int, status: CandidateStatus | None = None
+    ) -> list[CandidateRecord]:
+        query = select(Candidate).where(Candidate.campaign_id == campaign_id)
+        if status is not None:
+            query = query.where(Candidate.status == status)
+        with self._read() as session:
+            return [_candidate(row) for row in session.scalars(query.order_by(Candidate.id))]
+
+    def find_by_fingerprint(self, *, campaign_id: int, fingerprint: str) -> CandidateRecord | None:
+        """The first non-duplicate candidate of the campaign with this behavioural fingerprint."""
+        query = (
+            select(Candidate)
+            .where(
+                Candidate.campaign_id == campaign_id,
+                Candidate.fingerprint == fingerprint,
+                Candidate.status != CandidateStatus.DUPLICATE,
+            )
+            .order_by(Candidate.id)
+            .limit(1)
+        )
+        with self._read() as session:
+            row = session.scalars(query).first()
+            return _candidate(row) if row is not None else None
+
+    def count_candidates(self, *, campaign_id: int) -> dict[CandidateStatus, int]:
+        query = (
+            select(Candidate.status, func.count())
+            .where(Candidate.campaign_id == campaign_id)
+            .group_by(Candidate.status)
+        )
+        with self._read() as session:
+            return {CandidateStatus(status): n for status, n in session.execute(query)}
+
+    # -- evaluations -------------------------------------------------------------------------
+
+    def add_evaluation(
+        self,
+        *,
+        candidate_id: int,
+        stage: str,
+        task: str,
+        seed: int,
+        attempt: int = 0,
+        status: EvaluationStatus = EvaluationStatus.PENDING,
+        score: float | None = None,
+        metrics: dict[str, Any] | None = None,
+        timings: dict[str, float] | None = None,
+        worker: str | None = None,
+        reason: str | None = None,
+    ) -> EvaluationRecord:
+        """Store one evaluation; DuplicateEvaluationError if the database holds it already."""
+        _check_score(status, score)
+        with self._write() as session:
+            row = Evaluation(
+                candidate_id=candidate_id,
+                stage=stage,
+                task=task,
+                seed=seed,
+                attempt=attempt,
+                status=status,
+                score=score,
+                metrics=metrics or {},
+                timings=timings or {},
+                worker=worker,
+                reason=reason,
+                finished_at=None if status in _OPEN_EVALUATION_STATUSES else utcnow(),
+            )
+            session.add(row)
+            try:
+                session.flush()
+            except IntegrityError as exc:
+                raise DuplicateEvaluationError(
+                    f"evaluation of candidate {candidate_id} at stage={stage!r} task={task!r} "
+                    f"seed={seed} attempt={attempt} is already stored (or already DONE); "
+                    "retry with a new attempt number, or read the stored result"
+                ) from exc
+            return _evaluation(row)
+
+    def finish_evaluation(
+        self,
+        evaluation_id: int,
+        *,
+        status: EvaluationStatus,
+        score: float | None = None,
+        metrics: dict[str, Any] | None = None,
+        timings: dict[str, float] | None = None,
+        worker: str | None = None,
+        reason: str | None = None,
+    ) -> EvaluationRecord:
+        """Record the outcome of a PENDING or RUNNING evaluation."""
+        _check_score(status, score)
+        with self._write() as session:
+            row = session.get(Evaluation, evaluation_id)
+            if row is None:
+                raise NotFoundError(f"no evaluation with id {evaluation_id}")
+            row.status = status
+            row.score = score
+            row.metrics = metrics or {}
+            row.timings = timings or {}
+            row.worker = worker or row.worker
+            row.reason = reason
+            row.finished_at = None if status in _OPEN_EVALUATION_STATUSES else utcnow()
+            # Read the key now: after a failed flush the row cannot be loaded any more.
+            key = f"candidate {row.candidate_id} {row.stage}/{row.task} seed={row.seed}"
+            try:
+                session.flush()
+            except IntegrityError as exc:
+                raise DuplicateEvaluationError(
+                    f"{key} already has a DONE evaluation; this result is not stored"
+                ) from exc
+            return _evaluation(row)
+
+    def list_evaluations(
+        self,
+        *,
+        candidate_id: int | None = None,
+        campaign_id: int | None = None,
+        status: EvaluationStatus | None = None,
+    ) -> list[EvaluationRecord]:
+        query = select(Evaluation)
+        if candidate_id is not None:
+            query = query.where(Evaluation.candidate_id == candidate_id)
+        if campaign_id is not None:
+            query = query.join(Candidate).where(Candidate.campaign_id == campaign_id)
+        if status is not None:
+            query = query.where(Evaluation.status == status)
+        with self._read() as session:
+            return [_evaluation(row) for row in session.scalars(query.order_by(Evaluation.id))]
+
+    # -- LLM calls and events ----------------------------------------------------------------
+
+    def record_llm_call(
+        self,
+        *,
+        campaign_id: int | None,
+        purpose: str,
+        model: str,
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        cost_usd: float = 0.0,
+        latency_s: float = 0.0,
+        error: str | None = None,
+    ) -> LLMCallRecord:
+        with self._write() as session:
+            row = LLMCall(
+                campaign_id=campaign_id,
+                purpose=purpose,
+                model=model,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                cost_usd=cost_usd,
+                latency_s=latency_s,
+                error=error,
+            )
+            session.add(row)
+            session.flush()
+            return _record(LLMCallRecord, row)
+
+    def llm_cost(self, *, campaign_id: int) -> float:
+        """Dollars spent on LLM calls by a campaign so far."""
+        query = select(func.coalesce(func.sum(LLMCall.cost_usd), 0.0)).where(
+            LLMCall.campaign_id == campaign_id
+        )
+        with self._read() as session:
+            return float(session.scalar(query) or 0.0)
+
+    def append_event(
+        self, *, campaign_id: int, kind: str, payload: dict[str, Any] | None = None
+    ) -> EventRecord:
+        with self._write() as session:
+            row = Event(campaign_id=campaign_id, kind=kind, payload=payload or {})
+            session.add(row)
+            session.flush()
+            return _record(EventRecord, row)
+
+    def list_events(
+        self, *, campaign_id: int, after_id: int = 0, limit: int = 1000
+    ) -> list[EventRecord]:
+        """Events of a campaign newer than `after_id`, oldest first (the stream SSE follows)."""
+        query = (
+            select(Event)
+            .where(Event.campaign_id == campaign_id, Event.id > after_id)
+            .order_by(Event.id)
+            .limit(limit)
+        )
+        with self._read() as session:
+            return [_record(EventRecord, row) for row in session.scalars(query)]
+
+
+_OPEN_EVALUATION_STATUSES = {EvaluationStatus.PENDING, EvaluationStatus.RUNNING}
+
+
+def _check_score(status: EvaluationStatus, score: float | None) -> None:
+    # A failed evaluation carries a reason, never a number that selection could mistake for fitness.
+    if status != EvaluationStatus.DONE and score is not None:
+        raise ValueError(f"only DONE evaluations carry a score (got status {status})")
+
+
+def open_archive(url: str, *, migrate: bool = True) -> Archive:
+    """Open the archive at `url`, bringing its schema up to date first (the default)."""
+    engine = create_archive_engine(url)
+    if migrate:
+        upgrade(engine)
+    return Archive(engine)
+
+
+__all__ = ["Archive", "open_archive"]

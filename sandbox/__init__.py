@@ -1,0 +1,1 @@
+"""lossforge sandbox package."""

@@ -1,0 +1,85 @@
+"""Shared fixtures: fresh real databases (SQLite files and PostgreSQL databases).
+
+PostgreSQL tests are never skipped: if the server at LOSSFORGE_TEST_POSTGRES_URL cannot be reached
+the fixture fails with the command that starts it. Each test that asks for a database gets a new,
+empty one; PostgreSQL databases made by a session are dropped when it ends.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+from discovery.archive import Archive, open_archive
+
+POSTGRES_URL = os.environ.get(
+    "LOSSFORGE_TEST_POSTGRES_URL", "postgresql+psycopg://127.0.0.1:5432/test"
+)
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def _libpq(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Callable[[], str]]:
+    """A factory of new empty PostgreSQL databases on the test server; yields their URLs."""
+    try:
+        admin = psycopg.connect(_libpq(POSTGRES_URL), autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(
+            f"PostgreSQL is not reachable at {POSTGRES_URL} ({exc}). Start it with "
+            "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` or set "
+            "LOSSFORGE_TEST_POSTGRES_URL; the PostgreSQL tests are never skipped."
+        )
+    created: list[str] = []
+
+    def new_database() -> str:
+        name = f"lossforge_test_{uuid.uuid4().hex[:12]}"
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        created.append(name)
+        return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+
+    yield new_database
+    for name in created:
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+    admin.close()
+
+
+@pytest.fixture
+def new_database_url(tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[str], str]:
+    """`new_database_url("sqlite" | "postgresql")` -> URL of a new, empty database."""
+    counter = iter(range(1_000_000))
+
+    def make(backend: str) -> str:
+        if backend == "sqlite":
+            return f"sqlite:///{tmp_path / f'archive-{next(counter)}.db'}"
+        if backend == "postgresql":
+            return request.getfixturevalue("postgres_server")()
+        raise ValueError(f"unknown backend {backend!r}")
+
+    return make
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, new_database_url: Callable[[str], str]) -> str:
+    """A new, empty database on each backend in turn."""
+    return new_database_url(request.param)
+
+
+@pytest.fixture
+def archive(database_url: str) -> Iterator[Archive]:
+    """An archive with the current schema on each backend in turn."""
+    store = open_archive(database_url)
+    yield store
+    store.engine.dispose()
