@@ -1,0 +1,155 @@
+"""`run_bandit`: one loss, one problem family, one seed -> exact metrics of the desiderata.
+
+One call trains, side by side, a policy per beta of a grid (the reward-vs-KL frontier) plus one on
+labels with extra noise at the main beta, all from the same sampled problem and pairs. Metrics
+(slash names, all exact expectations):
+
+- `reward/normalized`: (E_pi[r] - E_ref[r]) / (max_y r - E_ref[r]) on prompts with data, main beta.
+- `kl/ref`: KL(pi || pi_ref) on prompts with data, main beta.
+- `preservation/kl`: KL(pi || pi_ref) on prompts without data (0 is perfect preservation).
+- `noise/reward_drop`: how much `reward/normalized` falls when extra labels are flipped.
+- `frontier/area`: area under the candidate's reward-vs-KL envelope over the beta grid, as a
+  fraction of the area under the exact optimal frontier (pi*_beta for every beta) over the same KL
+  range; reward and KL over all prompts, so KL spent on prompts without data is KL wasted.
+
+It does not compare with DPO (see `evaluator.scoring`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from evaluator.bandit.problems import FAMILIES, BanditProblem, make_problem, optimal_policy
+from evaluator.bandit.train import expected_reward, kl_to_ref, train_runs
+from evaluator.losses import Loss
+from evaluator.results import RunResult, RunStatus
+
+
+@dataclass(frozen=True)
+class BanditConfig:
+    """Training settings of the bandit stage (names follow TRL's DPOConfig)."""
+
+    beta: float = 0.1  # main beta: reward, KL, preservation and noise are measured here
+    beta_grid: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0)  # traced for the frontier
+    learning_rate: float = 0.1  # Adam on logits (tabular) or feature weights
+    # Full-batch steps: enough for DPO to near its finite optimum at the smallest beta, so that
+    # beta, not the step budget, sets how far the policy moves.
+    max_steps: int = 300
+    extra_label_noise: float = 0.2  # labels flipped for the noise-robustness run
+
+    def __post_init__(self) -> None:
+        if self.beta <= 0 or any(b <= 0 for b in self.beta_grid):
+            raise ValueError("beta and every beta_grid value must be positive")
+        if not 0 <= self.extra_label_noise < 0.5:
+            raise ValueError("extra_label_noise must be in [0, 0.5): at 0.5 labels carry nothing")
+        if self.max_steps < 1 or self.learning_rate <= 0:
+            raise ValueError("max_steps must be >= 1 and learning_rate > 0")
+
+
+def run_bandit(loss: Loss, *, task: str, seed: int, config: BanditConfig) -> RunResult:
+    """Train `loss` on family `task` with problem and data drawn from `seed`."""
+    if task not in FAMILIES:
+        raise ValueError(f"unknown bandit task {task!r}; choose one of {sorted(FAMILIES)}")
+    started = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    problem = make_problem(FAMILIES[task], rng)
+    noisy = problem.flip_labels(config.extra_label_noise, rng)
+
+    grid = sorted(set(config.beta_grid) | {config.beta})
+    main = grid.index(config.beta)
+    betas = torch.tensor([*grid, config.beta], dtype=torch.float64)  # last run: noisy labels
+    chosen = torch.stack([problem.pair_chosen] * len(grid) + [noisy.pair_chosen])
+    rejected = torch.stack([problem.pair_rejected] * len(grid) + [noisy.pair_rejected])
+    batch = train_runs(
+        problem,
+        loss,
+        betas=betas,
+        chosen=chosen,
+        rejected=rejected,
+        learning_rate=config.learning_rate,
+        max_steps=config.max_steps,
+    )
+    seconds = time.perf_counter() - started
+    losses = batch.losses[:, main].tolist()
+
+    for run, what in ((main, "the main run"), (len(grid), "the label-noise run")):
+        if not batch.alive[run]:
+            step = int(batch.failed_step[run])
+            return RunResult(
+                status=RunStatus.NAN_LOSS,
+                reason=f"loss or its gradient became non-finite at step {step} of {what} "
+                f"(beta={config.beta}, task={task})",
+                losses=losses[:step],
+                steps=step,
+                seconds=seconds,
+            )
+
+    reward_main = _normalized_reward(problem, batch.log_policy[main])
+    metrics = {
+        "reward/normalized": reward_main,
+        "kl/ref": float(kl_to_ref(problem, batch.log_policy[main])[problem.seen].mean()),
+        "preservation/kl": _unseen_kl(problem, batch.log_policy[main]),
+        "noise/reward_drop": reward_main - _normalized_reward(problem, batch.log_policy[-1]),
+        "frontier/area": _frontier_area(
+            problem, batch.log_policy[: len(grid)], batch.alive[: len(grid)], min(grid)
+        ),
+        "frontier/failed_points": float((~batch.alive[: len(grid)]).sum()),
+        "loss/final": losses[-1],
+    }
+    # The frontier's points (all prompts), for reward-vs-KL plots; a dead run has none.
+    for run, beta in enumerate(grid):
+        if batch.alive[run]:
+            log_policy = batch.log_policy[run]
+            metrics[f"frontier/kl/beta={beta:g}"] = float(kl_to_ref(problem, log_policy).mean())
+            metrics[f"frontier/reward/beta={beta:g}"] = _normalized_reward(
+                problem, log_policy, prompts=torch.ones_like(problem.seen)
+            )
+    return RunResult(
+        status=RunStatus.DONE,
+        metrics=metrics,
+        losses=losses,
+        steps=config.max_steps,
+        seconds=seconds,
+    )
+
+
+def _normalized_reward(
+    problem: BanditProblem, log_policy: torch.Tensor, prompts: torch.Tensor | None = None
+) -> float:
+    """Mean over `prompts` (default: those with data) of the gain as a fraction of the headroom."""
+    log_ref = torch.log_softmax(problem.ref_logits, dim=-1)
+    gain = expected_reward(problem, log_policy) - expected_reward(problem, log_ref)  # (P,)
+    headroom = problem.rewards.max(dim=-1).values - expected_reward(problem, log_ref)  # (P,)
+    return float((gain / headroom)[problem.seen if prompts is None else prompts].mean())
+
+
+def _unseen_kl(problem: BanditProblem, log_policy: torch.Tensor) -> float:
+    unseen = ~problem.seen
+    return float(kl_to_ref(problem, log_policy)[unseen].mean()) if unseen.any() else 0.0
+
+
+def _frontier_area(
+    problem: BanditProblem, log_policies: torch.Tensor, alive: torch.Tensor, min_beta: float
+) -> float:
+    """Candidate envelope area / optimal frontier area over KL in [0, KL(pi*_min_beta)]."""
+    log_ref = torch.log_softmax(problem.ref_logits, dim=-1)
+    ref_reward = float(expected_reward(problem, log_ref).mean())
+
+    # The exact optimal frontier, traced densely in beta; KL rises as beta falls.
+    dense = np.geomspace(min_beta, 1e3, 256)
+    optimal = [optimal_policy(problem, float(b)) for b in dense]
+    opt_kl = np.array([float(kl_to_ref(problem, lp).mean()) for lp in optimal])[::-1]
+    opt_gain = np.array([float(expected_reward(problem, lp).mean()) for lp in optimal])[::-1]
+    opt_gain -= ref_reward
+    budget = np.linspace(0.0, opt_kl[-1], 256)  # KL budgets k
+    best_possible = np.interp(budget, opt_kl, opt_gain)
+
+    # The candidate's best reward within each budget, from the points it reached (ref at KL 0).
+    kls = kl_to_ref(problem, log_policies).mean(dim=-1)[alive].numpy()  # (R_alive,)
+    gains = expected_reward(problem, log_policies).mean(dim=-1)[alive].numpy() - ref_reward
+    achieved = np.array([max([0.0, *gains[kls <= k].tolist()]) for k in budget])
+    return float(np.clip(achieved, 0.0, None).sum() / max(best_possible.sum(), 1e-12))
