@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from api.cli.db import db
 from api.cli.serve import serve
+from api.cli.validate import validate
 from api.settings import Settings
 
 
@@ -40,3 +41,4 @@ def main(ctx: click.Context) -> None:
 
 main.add_command(db)
 main.add_command(serve)
+main.add_command(validate)
