@@ -8,6 +8,11 @@ empty one; PostgreSQL databases made by a session are dropped when it ends.
 from __future__ import annotations
 
 import os
+
+# No test may download anything: set before any module imports huggingface_hub, which reads it
+# once at import.
+os.environ["HF_HUB_OFFLINE"] = "1"
+
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path

@@ -13,6 +13,7 @@ import click
 from pydantic import ValidationError
 
 from api.cli.db import db
+from api.cli.evaluate import evaluate
 from api.cli.serve import serve
 from api.cli.validate import validate
 from api.settings import Settings
@@ -40,5 +41,6 @@ def main(ctx: click.Context) -> None:
 
 
 main.add_command(db)
+main.add_command(evaluate)
 main.add_command(serve)
 main.add_command(validate)

@@ -12,14 +12,8 @@ from pathlib import Path
 
 import click
 
-from sandbox import Candidate, Sandbox, SandboxConfig, SandboxUnavailableError
-
-
-def _candidate(path: Path) -> Candidate | str:
-    text = path.read_text(encoding="utf-8", errors="replace")
-    if path.suffix == ".py":
-        return Candidate(name=path.stem, thought="", code=text)
-    return text  # JSON or a reply with a fenced block: the sandbox parses it (PARSE on failure)
+from api.cli.candidates import read_candidate
+from sandbox import Sandbox, SandboxConfig, SandboxUnavailableError
 
 
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as one JSON line.")
@@ -27,7 +21,7 @@ def _candidate(path: Path) -> Candidate | str:
 def _validate(file: Path, as_json: bool) -> None:
     try:
         with Sandbox(SandboxConfig(pool_size=1)) as sandbox:
-            verdict = sandbox.validate(_candidate(file))
+            verdict = sandbox.validate(read_candidate(file))
     except SandboxUnavailableError as exc:
         raise click.ClickException(f"the sandbox could not run: {exc}") from exc
     click.echo(verdict.to_json() if as_json else verdict.summary())

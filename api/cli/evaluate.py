@@ -1,0 +1,135 @@
+"""`lossforge evaluate FILE --stage S`: a loss against DPO under identical conditions.
+
+The loss in FILE and the DPO baseline both go through the sandbox; their rebuilt graphs are
+trained on every task of the stage (or `--task`) with seeds 0..N-1 as Ray tasks (a local Ray
+instance, or the cluster at LOSSFORGE_RAY_ADDRESS). Prints, per task, the stage's metric for both
+and the score vs DPO (mean and spread over seeds); `--json` prints the same as one document.
+Exit status: 0 when every run finished, 1 when the loss was rejected, 2 on bad usage, 3 when some
+run failed (its status and reason are printed).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from api.cli.candidates import read_candidate
+from api.settings import Settings
+from evaluator.baselines import BASELINES
+from evaluator.compare import SCORE_METRICS, TaskComparison, plan, stage_tasks, summarize
+from evaluator.dispatch import DispatchConfig, RayDispatcher
+from evaluator.results import RunStatus
+from sandbox import Candidate, Sandbox, SandboxConfig, SandboxUnavailableError
+
+
+def _stage_config(stage: str, settings: Settings) -> dict[str, Any]:
+    if stage == "tinylm":
+        return {"cache_dir": str(settings.cache_dir / "tinylm")}
+    return {}
+
+
+def _fmt(value: float | None, spread: float | None = None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.4f} ± {spread:.4f}" if spread is not None else f"{value:.4f}"
+
+
+def _report(comparisons: list[TaskComparison], stage: str) -> dict[str, Any]:
+    metric = SCORE_METRICS[stage]
+    tasks = {}
+    for c in comparisons:
+        tasks[c.task] = {
+            "held_out": c.held_out,
+            "metric": metric,
+            "candidate_mean": c.metric_mean(c.candidate, metric),
+            "dpo_mean": c.metric_mean(c.baseline, metric),
+            "score": c.score.score,
+            "spread": c.score.spread,
+            "seeds": c.score.seeds,
+            "candidate_runs": [_run(r) for r in c.candidate],
+            "dpo_runs": [_run(r) for r in c.baseline],
+        }
+    return {"stage": stage, "metric": metric, "tasks": tasks}
+
+
+def _run(result: Any) -> dict[str, Any]:
+    return {"status": str(result.status), "reason": result.reason, "metrics": result.metrics}
+
+
+@click.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--stage", type=click.Choice(["bandit", "tinylm"]), required=True)
+@click.option("--task", "tasks", multiple=True, help="Only this task (repeatable).")
+@click.option("--seeds", type=click.IntRange(1, 64), default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_obj
+def evaluate(
+    settings: Settings, file: Path, stage: str, tasks: tuple[str, ...], seeds: int, as_json: bool
+) -> None:
+    """Evaluate the loss in FILE (.py or .json candidate) against DPO at a stage."""
+    known = stage_tasks(stage)  # type: ignore[arg-type]
+    unknown = [t for t in tasks if t not in known]
+    if unknown:
+        raise click.BadParameter(f"unknown {stage} tasks {unknown}; known: {sorted(known)}")
+    try:
+        with Sandbox(SandboxConfig(pool_size=1)) as sandbox:
+            verdict = sandbox.validate(read_candidate(file))
+            dpo = sandbox.validate(Candidate(name="dpo", thought="", code=BASELINES["dpo"].source))
+    except SandboxUnavailableError as exc:
+        raise click.ClickException(f"the sandbox could not run: {exc}") from exc
+    if not verdict.accepted:
+        click.echo(verdict.summary())
+        raise SystemExit(1)
+
+    jobs = plan(
+        stage=stage,  # type: ignore[arg-type]
+        tasks=list(tasks or known),
+        seeds=range(seeds),
+        candidate=(verdict.candidate_name, verdict.graph_json or ""),
+        baseline=("dpo", dpo.graph_json or ""),
+        config=_stage_config(stage, settings),
+    )
+    dispatcher = RayDispatcher(DispatchConfig(address=settings.ray_address))
+    dispatcher.start()
+    try:
+        results = dispatcher.run_all(jobs)
+    finally:
+        dispatcher.close()
+    comparisons = summarize(stage, jobs, results)  # type: ignore[arg-type]
+    report = _report(comparisons, stage)
+    failed = any(r.status is not RunStatus.DONE for r in results)
+
+    if as_json:
+        click.echo(json.dumps({"candidate": verdict.candidate_name, **report}))
+    else:
+        _print_table(verdict.candidate_name, report)
+    raise SystemExit(3 if failed else 0)
+
+
+def _print_table(name: str, report: dict[str, Any]) -> None:
+    console = Console()
+    table = Table(title=f"{name} vs DPO at stage {report['stage']} ({report['metric']})")
+    for column in ("task", name, "dpo", "score vs DPO", "seeds"):
+        table.add_column(column)
+    for task, row in report["tasks"].items():
+        label = f"{task} (held out)" if row["held_out"] else task
+        table.add_row(
+            label,
+            _fmt(row["candidate_mean"]),
+            _fmt(row["dpo_mean"]),
+            _fmt(row["score"], row["spread"]),
+            str(row["seeds"]),
+        )
+    console.print(table)
+    for task, row in report["tasks"].items():
+        for who in ("candidate_runs", "dpo_runs"):
+            for seed, run in enumerate(row[who]):
+                if run["status"] != RunStatus.DONE:
+                    console.print(
+                        f"[red]{task} seed {seed} {who[:-5]}: {run['status']}[/red] {run['reason']}"
+                    )

@@ -1,0 +1,24 @@
+"""The tinylm stage: tiny transformer policies on task families with programmatic rewards.
+
+A run fine-tunes a tiny GPT-2 (or Llama) policy, built locally from a config with a word-level
+tokenizer, starting from a reference made by supervised training on imperfect demonstrations
+(cached on disk), on preference pairs of reference samples ranked by the task's true reward; it
+then measures the policy on held-out prompts. Modules, in the order data flows:
+
+    tasks.py       task families: prompts, imperfect demonstrator, true reward, held-out flag
+    tokenizer.py   word-level tokenizer from a task vocabulary (`tokenizers`, no downloads)
+    model.py       config -> seeded tiny model; summed completion log-probs; seeded sampling
+    reference.py   SFT of the reference on demonstrations, cached by content hash
+    pairs.py       preference pairs from reference samples ranked by reward, label noise
+    trainer.py     the lean training loop with cached reference log-probs
+    metrics.py     reward, Monte Carlo KL, implicit reward accuracy, log-prob drift
+    stage.py       TinyLMConfig and run_tinylm(loss, task=, seed=, config=) -> RunResult
+    trl_compare.py the same steps through TRL's DPOTrainer (agreement test and benchmark only)
+
+Nothing here aggregates seeds, scores against DPO or hides held-out metrics: callers do, reading
+`TASKS[name].held_out`.
+"""
+
+from evaluator.tinylm.stage import HELD_OUT_TASKS, PUBLIC_TASKS, TASKS, TinyLMConfig, run_tinylm
+
+__all__ = ["HELD_OUT_TASKS", "PUBLIC_TASKS", "TASKS", "TinyLMConfig", "run_tinylm"]

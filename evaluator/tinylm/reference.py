@@ -1,0 +1,180 @@
+"""The reference policy: supervised fine-tuning on imperfect demonstrations, cached on disk.
+
+`load_reference` returns the reference of a task for a model config and an SFT config. The first
+call trains it (completion-only cross-entropy on demonstrations drawn from the task's imperfect
+demonstrator, over the whole prompt space, as pretraining would see it) and saves the weights
+under `cache_dir`, named by a content hash of the task family, model config, SFT config (its seed
+included) and torch version; later calls with the same content load that file. Writes are atomic
+(temporary file, then rename), so concurrent workers that train the same reference do not corrupt
+it. The reference is shared by every run seed: seeds vary the pairs, batches and evaluation draws.
+
+This module does not build preference pairs or run DPO.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerFast
+
+from evaluator.tinylm.model import ModelConfig, build_model, sequence_logps
+from evaluator.tinylm.tasks import TaskFamily
+from evaluator.tinylm.tokenizer import build_tokenizer, encode, pad_rows
+
+logger = logging.getLogger(__name__)
+
+# Bump when the file layout, model building or training code changes what a cached file means.
+CACHE_FORMAT = 2
+
+
+@dataclass(frozen=True)
+class SFTConfig:
+    """How the reference is fine-tuned (field names as in TRL's SFTConfig)."""
+
+    learning_rate: float = 3e-3  # AdamW peak learning rate
+    max_steps: int = 800  # optimizer steps
+    per_device_train_batch_size: int = 64  # demonstrations per step
+    warmup_steps: int = 50  # linear warmup, then cosine decay to 10% of the peak
+    num_demonstrations: int = 8192  # size of the demonstration set, drawn once
+    seed: int = 0  # model init, demonstrations and batch order: the reference's own seed
+
+    def __post_init__(self) -> None:
+        if self.max_steps < 1 or self.per_device_train_batch_size < 1:
+            raise ValueError("SFTConfig needs max_steps >= 1 and per_device_train_batch_size >= 1")
+        if self.learning_rate <= 0:
+            raise ValueError(f"SFTConfig.learning_rate must be positive, got {self.learning_rate}")
+
+
+@dataclass
+class Reference:
+    """A trained reference policy and what it was built from."""
+
+    model: PreTrainedModel  # frozen (requires_grad False), eval mode
+    tokenizer: PreTrainedTokenizerFast
+    task: TaskFamily
+    path: Path  # the cache file holding its weights
+    from_cache: bool  # True when loaded, False when trained by this call
+    seconds: float  # time spent training or loading
+
+
+def cache_key(task: TaskFamily, model_config: ModelConfig, sft_config: SFTConfig) -> str:
+    """Content hash naming a reference: same content, same file."""
+    content = {
+        "format": CACHE_FORMAT,
+        "task": {"class": type(task).__name__, **asdict(task)},
+        "model": asdict(model_config),
+        "sft": asdict(sft_config),
+        "torch": torch.__version__.split("+")[0],
+    }
+    blob = json.dumps(content, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:20]
+
+
+def lr_at(step: int, config: SFTConfig) -> float:
+    """Linear warmup then cosine decay to 10% of the peak; `step` counts from 0."""
+    if step < config.warmup_steps:
+        return config.learning_rate * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)
+    return config.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def demonstrations(
+    task: TaskFamily,
+    tokenizer: PreTrainedTokenizerFast,
+    n: int,
+    rng: np.random.Generator,
+    max_length: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """n demonstrations as (input_ids (n, T), completion_mask (n, T)), right-padded with pad."""
+    eos = tokenizer.eos_token_id
+    rows = []
+    for _ in range(n):
+        prompt = task.random_prompt(rng)
+        completion = task.demonstrate(prompt, rng)
+        rows.append((encode(tokenizer, prompt), [*encode(tokenizer, completion), eos]))
+    return pad_rows(rows, pad_token_id=tokenizer.pad_token_id, max_length=max_length)
+
+
+def train_reference(
+    task: TaskFamily, model_config: ModelConfig, sft_config: SFTConfig
+) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
+    """Fine-tune a fresh model on the task's imperfect demonstrations (completion tokens only)."""
+    tokenizer = build_tokenizer(task.vocab)
+    model = build_model(
+        model_config,
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        seed=sft_config.seed,
+    )
+    rng = np.random.default_rng([sft_config.seed, 0x5F7])
+    input_ids, completion_mask = demonstrations(
+        task, tokenizer, sft_config.num_demonstrations, rng, model_config.n_positions
+    )
+    n_tokens = completion_mask.sum(dim=1)  # (n,) completion tokens per demonstration
+    batch_gen = torch.Generator().manual_seed(sft_config.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=sft_config.learning_rate, weight_decay=0.0)
+    order = torch.randperm(len(input_ids), generator=batch_gen)
+    cursor = 0
+    for step in range(sft_config.max_steps):
+        if cursor + sft_config.per_device_train_batch_size > len(order):
+            order, cursor = torch.randperm(len(input_ids), generator=batch_gen), 0
+        idx = order[cursor : cursor + sft_config.per_device_train_batch_size]  # (B,)
+        cursor += len(idx)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, sft_config)
+        # Mean token-level cross-entropy over the batch's completion tokens (TRL's SFT loss).
+        loss = (
+            -sequence_logps(model, input_ids[idx], completion_mask[idx]).sum() / n_tokens[idx].sum()
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    model.eval().requires_grad_(False)
+    return model, tokenizer
+
+
+def load_reference(
+    task: TaskFamily, *, model_config: ModelConfig, sft_config: SFTConfig, cache_dir: Path
+) -> Reference:
+    """The cached reference of this content, trained and saved first if the cache lacks it."""
+    start = time.perf_counter()
+    path = (
+        Path(cache_dir) / f"tinylm-ref-{task.name}-{cache_key(task, model_config, sft_config)}.pt"
+    )
+    if path.exists():
+        tokenizer = build_tokenizer(task.vocab)
+        model = build_model(
+            model_config,
+            vocab_size=len(tokenizer),
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            seed=sft_config.seed,
+        )
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        model.eval().requires_grad_(False)
+        return Reference(model, tokenizer, task, path, True, time.perf_counter() - start)
+
+    model, tokenizer = train_reference(task, model_config, sft_config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(model.state_dict(), tmp)
+        os.replace(tmp, path)  # atomic: readers see the old state or the whole new file
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    seconds = time.perf_counter() - start
+    logger.info("trained tinylm reference for %s in %.1f s -> %s", task.name, seconds, path)
+    return Reference(model, tokenizer, task, path, False, seconds)

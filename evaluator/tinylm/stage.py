@@ -1,0 +1,189 @@
+"""The tinylm stage: one loss, one task family, one seed -> one `RunResult`.
+
+`run_tinylm` loads (or trains and caches) the task's reference, builds train pairs from reference
+samples with the run's seed and held-out pairs with the reference's seed (the same for every run,
+so accuracies are comparable), trains a copy of the reference with the lean loop, and evaluates it
+on held-out prompts. Failures come back as statuses with reasons: NAN_LOSS (non-finite loss or
+gradient, with the step), DIVERGED (KL to the reference above `max_kl`), TIMEOUT (`max_seconds`
+spent), OOM, ERROR (anything else, with the exception). Failed runs carry no metrics.
+
+Randomness: the run seed alone decides the train pairs, label noise, batch order and evaluation
+samples; the reference, the held-out prompts and the held-out pairs depend only on the task and
+`sft.seed`. Same seed, same result, bit for bit on one CPU thread count.
+
+This module does not aggregate seeds or compare against DPO (the lead's scoring module does), and
+it does not hide held-out families' metrics: `TASKS[name].held_out` says which are private.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from evaluator.losses import Loss
+from evaluator.results import RunResult, RunStatus
+from evaluator.tinylm.metrics import evaluate
+from evaluator.tinylm.model import ModelConfig
+from evaluator.tinylm.pairs import build_pairs
+from evaluator.tinylm.reference import SFTConfig, load_reference
+from evaluator.tinylm.tasks import HELD_OUT_TASKS, PUBLIC_TASKS, TASKS, get_task
+from evaluator.tinylm.trainer import reference_logps, train
+
+__all__ = ["HELD_OUT_TASKS", "PUBLIC_TASKS", "TASKS", "TinyLMConfig", "run_tinylm"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TinyLMConfig:
+    """Settings of a tinylm run; training field names follow TRL's DPOConfig.
+
+    The task and the seed are arguments of `run_tinylm`, not fields: one config serves every
+    task and seed of a campaign.
+    """
+
+    cache_dir: Path  # where references are cached, by content hash (shared across runs)
+    # KL strength β passed to the loss. Higher than TRL's 0.1: with completions of a few tokens,
+    # DPO at β = 0.1 over-optimizes (it learns to stop early) and loses reward on sorting.
+    beta: float = 1.0
+    learning_rate: float = 5e-4  # AdamW learning rate, constant, no weight decay
+    max_length: int = 32  # prompt + completion tokens kept (keep-start truncation, as TRL)
+    per_device_train_batch_size: int = 32  # preference pairs per step
+    max_steps: int = 128  # optimizer steps (one epoch of the default 4096 pairs)
+    max_grad_norm: float | None = 1.0  # gradient clipping (TRL's default); None disables it
+    num_train_pairs: int = 4096  # pairs from train prompts, sampled with the run seed
+    num_eval_pairs: int = 256  # pairs from held-out prompts, fixed per task (no label noise)
+    num_eval_prompts: int = 512  # held-out prompts sampled (with replacement) for reward and KL
+    label_noise: float = 0.0  # probability that a train pair's preference is flipped
+    max_kl: float = 40.0  # KL(pi || pi_ref) per sequence, in nats, beyond which a run DIVERGED
+    max_seconds: float | None = None  # wall-clock budget of the whole run; None: unlimited
+    model: ModelConfig = field(default_factory=ModelConfig)  # shape of policy and reference
+    sft: SFTConfig = field(default_factory=SFTConfig)  # how the reference is fine-tuned
+
+    def __post_init__(self) -> None:
+        if self.beta <= 0 or self.learning_rate <= 0:
+            raise ValueError("TinyLMConfig needs beta > 0 and learning_rate > 0")
+        if not 0.0 <= self.label_noise < 0.5:
+            raise ValueError(f"label_noise must lie in [0, 0.5), got {self.label_noise}")
+        if self.per_device_train_batch_size > self.num_train_pairs:
+            raise ValueError(
+                f"per_device_train_batch_size ({self.per_device_train_batch_size}) exceeds "
+                f"num_train_pairs ({self.num_train_pairs}); lower it or build more pairs"
+            )
+        if self.max_length > self.model.n_positions:
+            raise ValueError(
+                f"max_length ({self.max_length}) exceeds the model's n_positions "
+                f"({self.model.n_positions})"
+            )
+        if min(self.max_steps, self.num_eval_pairs, self.num_eval_prompts) < 1:
+            raise ValueError("max_steps, num_eval_pairs and num_eval_prompts must be >= 1")
+
+
+def derive_seed(seed: int, stream: str) -> int:
+    """An independent 63-bit seed per (seed, purpose), so streams never share draws."""
+    digest = hashlib.blake2b(f"{seed}:{stream}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
+def run_tinylm(loss: Loss, *, task: str, seed: int, config: TinyLMConfig) -> RunResult:
+    """Train `loss` on tinylm task `task` with `seed`; never raises for a failing run."""
+    start = time.monotonic()
+    deadline = None if config.max_seconds is None else start + config.max_seconds
+    fields: dict[str, Any]
+    try:
+        status, fields = _run(loss, task=task, seed=seed, config=config, deadline=deadline)
+    except MemoryError as exc:
+        status, fields = RunStatus.OOM, {"reason": f"out of memory: {exc}"}
+    except Exception as exc:  # task boundary: record the traceback, return a status
+        logger.exception("tinylm run failed (task=%s, seed=%d, loss=%s)", task, seed, loss.name)
+        status, fields = RunStatus.ERROR, {"reason": f"{type(exc).__name__}: {exc}"}
+    return RunResult(status=status, seconds=time.monotonic() - start, **fields)
+
+
+def _run(
+    loss: Loss, *, task: str, seed: int, config: TinyLMConfig, deadline: float | None
+) -> tuple[RunStatus, dict[str, Any]]:
+    """One run: (status, the other RunResult fields)."""
+    family = get_task(task)
+    reference = load_reference(
+        family, model_config=config.model, sft_config=config.sft, cache_dir=config.cache_dir
+    )
+    # Held-out prompts and pairs: fixed per task and reference, the same for every run.
+    fixed = config.sft.seed
+    prompts = family.sample_prompts(
+        config.num_eval_prompts, "heldout", np.random.default_rng(derive_seed(fixed, "prompts"))
+    )
+    heldout_pairs = build_pairs(
+        reference,
+        n_pairs=config.num_eval_pairs,
+        split="heldout",
+        label_noise=0.0,
+        max_length=config.max_length,
+        rng=np.random.default_rng(derive_seed(fixed, "eval-pairs")),
+        generator=torch.Generator().manual_seed(derive_seed(fixed, "eval-pairs")),
+    )
+    train_pairs = build_pairs(
+        reference,
+        n_pairs=config.num_train_pairs,
+        split="train",
+        label_noise=config.label_noise,
+        max_length=config.max_length,
+        rng=np.random.default_rng(derive_seed(seed, "pairs")),
+        generator=torch.Generator().manual_seed(derive_seed(seed, "pairs")),
+    )
+    if len(train_pairs) < config.per_device_train_batch_size:
+        return RunStatus.ERROR, {
+            "reason": f"only {len(train_pairs)} train pairs could be built for {task!r}"
+        }
+    ref_train = reference_logps(reference.model, train_pairs)
+    ref_heldout = reference_logps(reference.model, heldout_pairs)
+
+    policy = copy.deepcopy(reference.model).requires_grad_(True)
+    outcome = train(
+        policy,
+        train_pairs,
+        ref_train,
+        loss,
+        beta=config.beta,
+        learning_rate=config.learning_rate,
+        per_device_train_batch_size=config.per_device_train_batch_size,
+        max_steps=config.max_steps,
+        max_grad_norm=config.max_grad_norm,
+        generator=torch.Generator().manual_seed(derive_seed(seed, "batches")),
+        deadline=deadline,
+    )
+    done = {"losses": outcome.losses, "steps": outcome.steps}
+    if outcome.status is not RunStatus.DONE:
+        return outcome.status, {**done, "reason": outcome.reason}
+
+    metrics = evaluate(
+        policy,
+        reference,
+        prompts=prompts,
+        heldout_pairs=heldout_pairs,
+        heldout_ref=ref_heldout,
+        beta=config.beta,
+        seed=derive_seed(seed, "eval"),
+    )
+    bad = sorted(name for name, value in metrics.items() if not math.isfinite(value))
+    if bad:
+        return RunStatus.NAN_LOSS, {
+            **done,
+            "reason": f"metrics {bad} are non-finite after training",
+        }
+    if metrics["kl/ref"] > config.max_kl:
+        return RunStatus.DIVERGED, {
+            **done,
+            "reason": f"KL to the reference is {metrics['kl/ref']:.1f} nats per sequence, "
+            f"above max_kl={config.max_kl}",
+        }
+    return RunStatus.DONE, {**done, "metrics": metrics}

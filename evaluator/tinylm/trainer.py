@@ -1,0 +1,155 @@
+"""The lean DPO-family training loop: cached reference log-probs, one forward per step.
+
+`train` fine-tunes a policy (a copy of the reference) on a `PairSet` with any contract loss.
+Reference log-probs are computed once, before the first step, and indexed per batch. Each step
+runs one forward over the batch's chosen and rejected rows together (2B rows, as TRL does), sums
+completion log-probs to (B,) tensors, calls the loss through `Loss.__call__`, takes the mean,
+backpropagates, clips the gradient norm and steps AdamW (no weight decay, constant learning rate).
+A non-finite loss or gradient stops the run with NAN_LOSS and the step; a loss of the wrong shape
+or with no gradient path to the policy stops it with ERROR.
+
+This module does not evaluate the policy (metrics.py) or build data (pairs.py), and it returns a
+`TrainOutcome`, not a `RunResult`: the stage decides what a run's result is.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+from transformers import PreTrainedModel
+
+from evaluator.losses import Loss, LossInputs
+from evaluator.results import RunStatus
+from evaluator.tinylm.model import sequence_logps
+from evaluator.tinylm.pairs import PairSet
+
+
+@dataclass(frozen=True)
+class RefLogps:
+    """Reference summed log-probs of a PairSet's completions, computed once."""
+
+    chosen: torch.Tensor  # (N,)
+    rejected: torch.Tensor  # (N,)
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """What the loop did: DONE, or why it stopped."""
+
+    status: RunStatus
+    losses: list[float] = field(default_factory=list)  # mean loss per completed step
+    reason: str | None = None
+    steps: int = 0
+
+
+@torch.no_grad()
+def reference_logps(reference: PreTrainedModel, pairs: PairSet, batch_size: int = 256) -> RefLogps:
+    """Summed completion log-probs of every pair under the (frozen) reference."""
+    out = [
+        sequence_logps(
+            reference,
+            pairs.input_ids[i : i + batch_size],
+            pairs.completion_mask[i : i + batch_size],
+        )
+        for i in range(0, len(pairs.input_ids), batch_size)
+    ]
+    logps = torch.cat(out)  # (2N,)
+    return RefLogps(chosen=logps[: len(pairs)], rejected=logps[len(pairs) :])
+
+
+def make_optimizer(model: PreTrainedModel, learning_rate: float) -> torch.optim.Optimizer:
+    """AdamW as TRL's default, without weight decay (so the reference is the only anchor)."""
+    return torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
+
+
+def batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Endless pair indices (B,): a fresh permutation per epoch, the tail of an epoch dropped."""
+    if batch_size > n:
+        raise ValueError(f"batch size {batch_size} exceeds the {n} pairs available")
+    while True:
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n - batch_size + 1, batch_size):
+            yield order[start : start + batch_size]
+
+
+def output_problem(per_example: object, batch_size: int) -> str | None:
+    """Why a loss's output cannot be trained on, or None if it can."""
+    if not isinstance(per_example, torch.Tensor):
+        return f"loss returned a {type(per_example).__name__}, not a tensor"
+    if per_example.shape != (batch_size,):
+        return f"loss returned shape {tuple(per_example.shape)}, expected ({batch_size},)"
+    if not per_example.requires_grad:
+        return "loss has no gradient path to the policy log-probs"
+    return None
+
+
+def train(
+    policy: PreTrainedModel,
+    pairs: PairSet,
+    ref: RefLogps,
+    loss: Loss,
+    *,
+    beta: float,
+    learning_rate: float,
+    per_device_train_batch_size: int,
+    max_steps: int,
+    max_grad_norm: float | None,
+    generator: torch.Generator,
+    deadline: float | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+) -> TrainOutcome:
+    """Train `policy` in place for `max_steps` steps; `deadline` is a time.monotonic() value."""
+    optimizer = optimizer or make_optimizer(policy, learning_rate)
+    params = [p for p in policy.parameters() if p.requires_grad]
+    n = len(pairs)
+    lengths = pairs.lengths  # (2N,) int64 completion token counts, as the contract says
+    seq_len = pairs.input_ids.ne(policy.config.pad_token_id).sum(dim=1)  # (2N,) real tokens
+    beta_t = torch.tensor(beta, dtype=ref.chosen.dtype)  # () as inside captured graphs
+    policy.train()
+    losses: list[float] = []  # one mean loss per completed step
+
+    def stop(status: RunStatus, reason: str) -> TrainOutcome:
+        return TrainOutcome(status, losses, reason, len(losses))
+
+    batch_iter = batches(n, per_device_train_batch_size, generator)
+    for step in range(1, max_steps + 1):
+        if deadline is not None and time.monotonic() > deadline:
+            return stop(RunStatus.TIMEOUT, f"time budget spent before step {step}")
+        idx = next(batch_iter)  # (B,)
+        rows = torch.cat([idx, idx + n])  # (2B,) chosen rows, then rejected rows
+        width = int(seq_len[rows].max())  # trim the batch's common padding
+        ids, mask = pairs.input_ids[rows, :width], pairs.completion_mask[rows, :width]
+        policy_chosen, policy_rejected = sequence_logps(policy, ids, mask).chunk(2)  # (B,), (B,)
+        inputs = LossInputs(
+            policy_chosen_logps=policy_chosen,
+            policy_rejected_logps=policy_rejected,
+            ref_chosen_logps=ref.chosen[idx],
+            ref_rejected_logps=ref.rejected[idx],
+            beta=beta_t,
+            chosen_lengths=lengths[idx],
+            rejected_lengths=lengths[idx + n],
+            refs_chosen_logps=ref.chosen[idx][None],  # (1, B): a single reference model
+            refs_rejected_logps=ref.rejected[idx][None],
+        )
+        per_example = loss(inputs)  # (B,)
+        problem = output_problem(per_example, len(idx))
+        if problem:
+            return stop(RunStatus.ERROR, problem)
+        batch_loss = per_example.mean()
+        if not torch.isfinite(per_example).all():
+            return stop(
+                RunStatus.NAN_LOSS, f"loss is non-finite at step {step} ({batch_loss.item()})"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        batch_loss.backward()
+        # Clipping returns the pre-clip norm, which is non-finite iff some gradient is.
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm or float("inf"))
+        if not torch.isfinite(grad_norm):
+            return stop(RunStatus.NAN_LOSS, f"gradient is non-finite at step {step}")
+        optimizer.step()
+        losses.append(batch_loss.item())
+    policy.eval()
+    return TrainOutcome(RunStatus.DONE, losses, None, max_steps)

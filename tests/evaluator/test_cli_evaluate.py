@@ -1,0 +1,76 @@
+"""`lossforge evaluate`, run as a user runs it: sandbox, local Ray, a report vs DPO."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+LOSSFORGE = str(Path(sys.executable).parent / "lossforge")
+
+HINGE_PLUS = """\
+def loss(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps, beta):
+    margin = (policy_chosen_logps - ref_chosen_logps) - (policy_rejected_logps - ref_rejected_logps)
+    return -F.logsigmoid(beta * margin) + 0.1 * torch.relu(-margin)
+"""
+
+REWARDS_REJECTED = """\
+def loss(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps, beta):
+    margin = (policy_chosen_logps - ref_chosen_logps) - (policy_rejected_logps - ref_rejected_logps)
+    return -F.logsigmoid(-beta * margin)
+"""
+
+
+def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [LOSSFORGE, "evaluate", *args],
+        cwd=tmp_path,
+        env={**os.environ, "LOSSFORGE_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_evaluate_reports_the_score_vs_dpo_per_task(tmp_path: Path) -> None:
+    (tmp_path / "mine.py").write_text(HINGE_PLUS)
+    result = _run(
+        tmp_path,
+        "mine.py",
+        "--stage",
+        "bandit",
+        "--task",
+        "tabular",
+        "--task",
+        "noisy",
+        "--seeds",
+        "2",
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["candidate"] == "mine"
+    assert report["metric"] == "frontier/area"
+    assert set(report["tasks"]) == {"tabular", "noisy"}
+    for row in report["tasks"].values():
+        assert row["seeds"] == 2
+        assert len(row["candidate_runs"]) == len(row["dpo_runs"]) == 2
+        assert row["score"] is not None and row["spread"] >= 0.0
+        diff = row["candidate_mean"] - row["dpo_mean"]
+        assert abs(diff - row["score"]) < 1e-9  # the score is the paired mean difference
+
+
+def test_a_rejected_loss_is_not_trained(tmp_path: Path) -> None:
+    (tmp_path / "wrong.py").write_text(REWARDS_REJECTED)
+    result = _run(tmp_path, "wrong.py", "--stage", "bandit")
+    assert result.returncode == 1
+    assert "REJECTED" in result.stdout and "rejected answer" in result.stdout
+
+
+def test_unknown_tasks_are_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "mine.py").write_text(HINGE_PLUS)
+    result = _run(tmp_path, "mine.py", "--stage", "tinylm", "--task", "chess")
+    assert result.returncode == 2
+    assert "unknown tinylm tasks ['chess']" in result.stderr

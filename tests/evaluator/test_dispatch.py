@@ -1,0 +1,123 @@
+"""Evaluations through a real local Ray: results, refused graphs, dead workers, timeouts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+
+import psutil
+import pytest
+import ray
+
+from evaluator.bandit import BanditConfig, run_bandit
+from evaluator.baselines import BASELINES
+from evaluator.dispatch import DispatchConfig, RayDispatcher
+from evaluator.jobs import EvalJob, load_loss
+from evaluator.results import RunStatus
+from sandbox import Candidate, Sandbox, SandboxConfig
+
+TASK_TITLE = "ray::_run_job_task"
+
+
+@pytest.fixture(scope="module")
+def dpo_graph() -> str:
+    with Sandbox(SandboxConfig(pool_size=1)) as sandbox:
+        verdict = sandbox.validate(Candidate(name="dpo", thought="", code=BASELINES["dpo"].source))
+    assert verdict.accepted, verdict.reason
+    return verdict.graph_json
+
+
+@pytest.fixture(scope="module")
+def ray_local() -> Iterator[None]:
+    """One local Ray instance for the module (starting one costs seconds)."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    yield
+    ray.shutdown()
+
+
+def _job(graph: str, **config: object) -> EvalJob:
+    return EvalJob(
+        stage="bandit", task="tabular", seed=0, loss_name="dpo", graph_json=graph, config=config
+    )
+
+
+def test_an_evaluation_through_ray_matches_the_same_run_in_process(
+    ray_local: None, dpo_graph: str
+) -> None:
+    dispatcher = RayDispatcher(DispatchConfig())
+    dispatcher.start()
+    (remote,) = dispatcher.run_all([_job(dpo_graph)])
+    local = run_bandit(load_loss("dpo", dpo_graph), task="tabular", seed=0, config=BanditConfig())
+    assert remote.status is RunStatus.DONE
+    assert remote.metrics == local.metrics  # same seed, same graph, another process: same numbers
+
+
+def test_a_forged_graph_is_refused_on_the_worker(ray_local: None, dpo_graph: str) -> None:
+    forged = json.loads(dpo_graph)
+    forged["nodes"][-1]["target"] = "os.system"
+    dispatcher = RayDispatcher(DispatchConfig())
+    (result,) = dispatcher.run_all([_job(json.dumps(forged))])
+    assert result.status is RunStatus.ERROR
+    assert "GraphRejected" in result.reason
+
+
+def _task_pids() -> set[int]:
+    pids = set()
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if cmdline and cmdline[0].startswith(TASK_TITLE):
+            pids.add(proc.info["pid"])
+    return pids
+
+
+def _wait_for_task_process(exclude: set[int], timeout_s: float = 120.0) -> int:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        fresh = _task_pids() - exclude
+        if fresh:
+            return fresh.pop()
+        time.sleep(0.1)
+    raise AssertionError("no worker picked up the task")
+
+
+def test_a_worker_killed_mid_task_is_retried_then_recorded_as_failed(
+    ray_local: None, dpo_graph: str
+) -> None:
+    dispatcher = RayDispatcher(DispatchConfig(max_retries=1, timeout_s=600))
+    dispatcher.submit(_job(dpo_graph, max_steps=10_000_000))  # runs until killed
+    killed: list[int] = []
+    for _ in range(2):  # the first attempt, then Ray's one retry
+        pid = _wait_for_task_process(exclude=set(killed))
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+    results: list = []
+    deadline = time.monotonic() + 120
+    while not results and time.monotonic() < deadline:
+        results = dispatcher.collect(timeout_s=1.0)
+    ((_, result),) = results
+    assert len(set(killed)) == 2  # the retry ran in a new worker process
+    assert result.status is RunStatus.ERROR
+    assert "died" in result.reason and "retried it 1 times" in result.reason
+
+
+def test_a_job_past_its_deadline_is_killed_and_recorded_as_timeout(
+    ray_local: None, dpo_graph: str
+) -> None:
+    dispatcher = RayDispatcher(DispatchConfig(max_retries=0, timeout_s=3.0))
+    dispatcher.submit(_job(dpo_graph, max_steps=10_000_000))
+    pid = _wait_for_task_process(exclude=set())
+    results: list = []
+    deadline = time.monotonic() + 120
+    while not results and time.monotonic() < deadline:
+        results = dispatcher.collect(timeout_s=0.5)
+    ((_, result),) = results
+    assert result.status is RunStatus.TIMEOUT
+    assert "killed" in result.reason
+    # A timeout that kills nothing is no timeout: the worker process must be gone.
+    deadline = time.monotonic() + 60
+    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the timed-out task is still running"
+        time.sleep(0.2)

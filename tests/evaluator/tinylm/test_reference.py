@@ -1,0 +1,49 @@
+"""The reference: trained once, cached by content hash, loaded back bit for bit."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from evaluator.tinylm.reference import SFTConfig, cache_key, load_reference, lr_at
+from evaluator.tinylm.stage import TASKS, TinyLMConfig
+
+
+def test_second_call_loads_the_cached_weights(
+    tinylm_config: TinyLMConfig, tmp_path: Path
+) -> None:
+    # A cache of its own: the session cache may already hold this reference.
+    kwargs = {"model_config": tinylm_config.model, "sft_config": tinylm_config.sft}
+    trained = load_reference(TASKS["arithmetic"], cache_dir=tmp_path, **kwargs)
+    assert not trained.from_cache  # the cache started empty
+    assert trained.path.is_file()
+    assert trained.path.parent == tmp_path
+    loaded = load_reference(TASKS["arithmetic"], cache_dir=tmp_path, **kwargs)
+    assert loaded.from_cache
+    assert loaded.path == trained.path
+    want, got = trained.model.state_dict(), loaded.model.state_dict()
+    assert want.keys() == got.keys()
+    assert all(torch.equal(want[k], got[k]) for k in want)
+    assert not any(p.requires_grad for p in loaded.model.parameters())
+
+
+def test_cache_key_covers_task_model_sft_and_seed() -> None:
+    task, config = TASKS["sorting"], TinyLMConfig(cache_dir=Path("."))
+    key = cache_key(task, config.model, config.sft)
+    assert key == cache_key(task, config.model, config.sft)
+    assert key != cache_key(TASKS["arithmetic"], config.model, config.sft)
+    assert key != cache_key(replace(task, p_correct=0.5), config.model, config.sft)
+    assert key != cache_key(task, replace(config.model, n_layer=3), config.sft)
+    assert key != cache_key(task, config.model, replace(config.sft, max_steps=10))
+    assert key != cache_key(task, config.model, replace(config.sft, seed=1))
+
+
+def test_learning_rate_schedule_warms_up_then_decays() -> None:
+    config = SFTConfig(learning_rate=1.0, max_steps=100, warmup_steps=10)
+    rates = [lr_at(step, config) for step in range(100)]
+    assert rates[0] == 0.1 and rates[9] == 1.0
+    assert all(a >= b for a, b in itertools.pairwise(rates[9:]))
+    assert rates[-1] >= 0.1
