@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+
 import pytest
 
 from evaluator.bandit import BanditConfig, run_bandit

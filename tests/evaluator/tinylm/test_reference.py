@@ -12,9 +12,7 @@ from evaluator.tinylm.reference import SFTConfig, cache_key, load_reference, lr_
 from evaluator.tinylm.stage import TASKS, TinyLMConfig
 
 
-def test_second_call_loads_the_cached_weights(
-    tinylm_config: TinyLMConfig, tmp_path: Path
-) -> None:
+def test_second_call_loads_the_cached_weights(tinylm_config: TinyLMConfig, tmp_path: Path) -> None:
     # A cache of its own: the session cache may already hold this reference.
     kwargs = {"model_config": tinylm_config.model, "sft_config": tinylm_config.sft}
     trained = load_reference(TASKS["arithmetic"], cache_dir=tmp_path, **kwargs)
