@@ -88,8 +88,15 @@ def build_trl_trainer(
     pairs: PairSet,
     settings: StepSettings,
     output_dir: Path,
+    *,
+    trl_defaults: bool = False,
 ) -> RecordingDPOTrainer:
-    """A DPOTrainer (sigmoid loss) aligned with the lean loop."""
+    """A DPOTrainer (sigmoid loss) aligned with the lean loop.
+
+    With `trl_defaults`, TRL keeps its own defaults where they only change speed (bf16 autocast,
+    activation checkpointing, logging): the trainer a user gets when they set only the task's
+    fields on a CPU. Its losses then differ slightly (bf16); the benchmark times it.
+    """
     policy = copy.deepcopy(reference).requires_grad_(True)
     optimizer = make_optimizer(policy, settings.learning_rate)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)  # constant
@@ -105,17 +112,23 @@ def build_trl_trainer(
         seed=settings.seed,
         lr_scheduler_type="constant",
         weight_decay=0.0,
-        bf16=False,  # TRL defaults to bf16 autocast; both sides run in the models' dtype
-        fp16=False,
-        activation_checkpointing=False,  # TRL's default is on; it only trades speed for memory
         use_cpu=True,
         disable_dropout=True,
         precompute_ref_log_probs=False,
-        logging_strategy="no",  # losses are recorded by compute_loss, unrounded
         report_to="none",
         save_strategy="no",
         disable_tqdm=True,
         dataloader_num_workers=0,
+        **(
+            {}
+            if trl_defaults
+            else {
+                "bf16": False,  # TRL defaults to bf16 autocast; both sides use the models' dtype
+                "fp16": False,
+                "activation_checkpointing": False,  # TRL's default is on; trades speed for memory
+                "logging_strategy": "no",  # losses are recorded by compute_loss, unrounded
+            }
+        ),
     )
     trainer = RecordingDPOTrainer(
         model=policy,
