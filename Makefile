@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Re-installs only when the dependencies change: a second `make install` does nothing.
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test run lint format clean
+.PHONY: install test run lint format bench clean
 
 install: $(STAMP)
 
@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml
 test: install
 	$(BIN)/python -m pytest
 
+# The main job: an offline discovery campaign (evolve proposer, SQLite, local Ray, CPU tasks).
 run: install
-	$(BIN)/lossforge --help
+	$(BIN)/lossforge run examples/quickstart.yaml --quiet
+	$(BIN)/lossforge leaderboard
 
 lint: install
 	$(BIN)/ruff check .
@@ -27,6 +29,11 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+bench: install
+	$(BIN)/python bench/sandbox.py
+	$(BIN)/python bench/evaluator.py
+	$(BIN)/python bench/campaign.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 
 import ray
+import torch
 from ray.exceptions import RayError, TaskCancelledError, WorkerCrashedError
 
 from evaluator.jobs import EvalJob, run_job
@@ -41,6 +42,9 @@ class DispatchConfig:
 
 @ray.remote
 def _run_job_task(job: EvalJob) -> RunResult:
+    # Torch would start one thread per core in every worker; a task gets the CPUs it declared.
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+    torch.set_num_threads(max(1, int(cpus)))
     return run_job(job)
 
 

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from api.cli.db import db
 from api.cli.evaluate import evaluate
+from api.cli.run import cancel, leaderboard, pause, run, show
 from api.cli.serve import serve
 from api.cli.validate import validate
 from api.settings import Settings
@@ -37,10 +38,16 @@ def main(ctx: click.Context) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Schema upgrades run on every start; their step-by-step log is noise unless debugging.
+    logging.getLogger("alembic").setLevel(
+        max(logging.WARNING, logging.getLevelName(settings.log_level))
+    )
     ctx.obj = settings
 
 
 main.add_command(db)
 main.add_command(evaluate)
 main.add_command(serve)
+for command in (run, leaderboard, show, pause, cancel):
+    main.add_command(command)
 main.add_command(validate)

@@ -81,6 +81,10 @@ class Campaign(Base):
     spec: Mapped[dict[str, Any]] = mapped_column(JSONType)
     seed: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str | None] = mapped_column(Text)
+    # Spent so far (wall_time_s, compute_hours, ...), summed over every run of the campaign.
+    budget_used: Mapped[dict[str, float]] = mapped_column(
+        JSONType, default=dict, server_default="{}"
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -51,6 +51,7 @@ class CampaignRecord:
     spec: dict[str, Any]
     seed: int
     reason: str | None
+    budget_used: dict[str, float]
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None

@@ -120,6 +120,13 @@ class Archive:
             session.flush()
             return _campaign(row)
 
+    def set_budget_used(self, campaign_id: int, used: dict[str, float]) -> None:
+        with self._write() as session:
+            row = session.get(Campaign, campaign_id)
+            if row is None:
+                raise NotFoundError(f"no campaign with id {campaign_id}")
+            row.budget_used = dict(used)
+
     # -- candidates --------------------------------------------------------------------------
 
     def add_candidate(
@@ -220,6 +227,24 @@ class Archive:
             row = session.scalars(query).first()
             return _candidate(row) if row is not None else None
 
+    def find_by_canonical_code(
+        self, *, campaign_id: int, canonical_code: str
+    ) -> CandidateRecord | None:
+        """The first non-duplicate candidate of the campaign with this normalized source."""
+        query = (
+            select(Candidate)
+            .where(
+                Candidate.campaign_id == campaign_id,
+                Candidate.canonical_code == canonical_code,
+                Candidate.status != CandidateStatus.DUPLICATE,
+            )
+            .order_by(Candidate.id)
+            .limit(1)
+        )
+        with self._read() as session:
+            row = session.scalars(query).first()
+            return _candidate(row) if row is not None else None
+
     def count_candidates(self, *, campaign_id: int) -> dict[CandidateStatus, int]:
         query = (
             select(Candidate.status, func.count())
@@ -308,6 +333,18 @@ class Archive:
                 ) from exc
             return _evaluation(row)
 
+    def set_score(self, evaluation_id: int, score: float) -> EvaluationRecord:
+        """Give a DONE evaluation its score once the baseline it is measured against is known."""
+        with self._write() as session:
+            row = session.get(Evaluation, evaluation_id)
+            if row is None:
+                raise NotFoundError(f"no evaluation with id {evaluation_id}")
+            if row.status != EvaluationStatus.DONE:
+                raise ValueError(f"evaluation {evaluation_id} is {row.status}; only DONE is scored")
+            row.score = score
+            session.flush()
+            return _evaluation(row)
+
     def list_evaluations(
         self,
         *,
@@ -372,15 +409,13 @@ class Archive:
             return _record(EventRecord, row)
 
     def list_events(
-        self, *, campaign_id: int, after_id: int = 0, limit: int = 1000
+        self, *, campaign_id: int, after_id: int = 0, limit: int = 1000, kind: str | None = None
     ) -> list[EventRecord]:
         """Events of a campaign newer than `after_id`, oldest first (the stream SSE follows)."""
-        query = (
-            select(Event)
-            .where(Event.campaign_id == campaign_id, Event.id > after_id)
-            .order_by(Event.id)
-            .limit(limit)
-        )
+        query = select(Event).where(Event.campaign_id == campaign_id, Event.id > after_id)
+        if kind is not None:
+            query = query.where(Event.kind == kind)
+        query = query.order_by(Event.id).limit(limit)
         with self._read() as session:
             return [_record(EventRecord, row) for row in session.scalars(query)]
 

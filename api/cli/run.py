@@ -1,0 +1,169 @@
+"""`lossforge run`, `leaderboard`, `show`, `pause`, `cancel`: campaigns from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from api.settings import Settings
+from discovery.archive import CampaignStatus, NotFoundError, open_archive
+from discovery.engine import Progress
+from discovery.runner import RunnerConfig, campaign_leaderboard, create_campaign, run_campaign
+from discovery.spec import SpecError, load_spec
+
+
+def _runner(settings: Settings) -> RunnerConfig:
+    return RunnerConfig(
+        database_url=settings.database_url,
+        cache_dir=settings.cache_dir,
+        ray_address=settings.ray_address,
+    )
+
+
+def _progress_table(p: Progress) -> Table:
+    table = Table(title=f"campaign {p.campaign_id}: {p.status}", show_header=False)
+    table.add_row(
+        "candidates by status", ", ".join(f"{k} {v}" for k, v in sorted(p.counts.items()))
+    )
+    table.add_row("evaluations in flight", str(p.in_flight))
+    best = f"{p.best_name} ({p.best_score:+.4f} vs DPO)" if p.best_name else "-"
+    table.add_row("best so far (first stage)", best)
+    used = p.budget_used
+    table.add_row(
+        "budget used",
+        f"{used.get('wall_time_s', 0):.0f} s wall, {used.get('compute_hours', 0):.3f} CPU-h, "
+        f"${used.get('llm_dollars', 0):.2f} LLM",
+    )
+    return table
+
+
+@click.command()
+@click.argument(
+    "spec_file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option("--resume", "resume_id", type=int, help="Continue campaign ID where it stopped.")
+@click.option("--quiet", is_flag=True, help="No live display; print the outcome only.")
+@click.pass_obj
+def run(settings: Settings, spec_file: Path | None, resume_id: int | None, quiet: bool) -> None:
+    """Run a discovery campaign from SPEC_FILE (YAML/JSON), or resume one with --resume ID."""
+    if (spec_file is None) == (resume_id is None):
+        raise click.UsageError("give a SPEC_FILE or --resume ID (one of them)")
+    archive = open_archive(settings.database_url)
+    if spec_file is not None:
+        try:
+            spec = load_spec(spec_file)
+        except SpecError as exc:
+            raise click.ClickException(str(exc)) from None
+        campaign_id = create_campaign(archive, spec)
+    else:
+        campaign_id = resume_id  # type: ignore[assignment]
+        try:
+            archive.get_campaign(campaign_id)
+        except NotFoundError as exc:
+            raise click.ClickException(str(exc)) from None
+    archive.engine.dispose()
+    click.echo(f"campaign {campaign_id}", err=True)
+
+    console = Console(stderr=True)
+    if quiet:
+        status = run_campaign(_runner(settings), campaign_id)
+    else:
+        with Live(console=console, refresh_per_second=2, transient=False) as live:
+            status = run_campaign(
+                _runner(settings), campaign_id, observer=lambda p: live.update(_progress_table(p))
+            )
+    archive = open_archive(settings.database_url)
+    reason = archive.get_campaign(campaign_id).reason
+    click.echo(f"campaign {campaign_id} {status}: {reason}")
+    raise SystemExit(0 if status in (CampaignStatus.FINISHED, CampaignStatus.PAUSED) else 1)
+
+
+@click.command()
+@click.option("--campaign", "campaign_id", type=int, help="Campaign ID [default: the latest].")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as a JSON list.")
+@click.option("--limit", type=int, default=30, show_default=True)
+@click.pass_obj
+def leaderboard(settings: Settings, campaign_id: int | None, as_json: bool, limit: int) -> None:
+    """Candidates ranked by the highest stage reached, then score vs DPO."""
+    archive = open_archive(settings.database_url)
+    if campaign_id is None:
+        campaigns = archive.list_campaigns()
+        if not campaigns:
+            raise click.ClickException(
+                "the archive holds no campaign yet; start one: lossforge run"
+            )
+        campaign_id = campaigns[0].id
+    try:
+        rows = campaign_leaderboard(archive, campaign_id)
+    except NotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in rows]))
+        return
+    table = Table(title=f"campaign {campaign_id} leaderboard (score vs DPO, public tasks)")
+    for column in ("#", "id", "name", "origin", "stage", "score ± spread", "seeds", "held-out"):
+        table.add_column(column)
+    for rank, r in enumerate(rows[:limit], 1):
+        score = f"{r.score:+.4f} ± {r.spread:.4f}" if r.score is not None else r.status
+        held = f"{r.held_out_score:+.4f}" if r.held_out_score is not None else "-"
+        table.add_row(
+            str(rank), str(r.id), r.name, r.origin, r.stage or "-", score, str(r.seeds), held
+        )
+    Console().print(table)
+
+
+@click.command()
+@click.argument("candidate_id", type=int)
+@click.pass_obj
+def show(settings: Settings, candidate_id: int) -> None:
+    """A candidate's code, provenance, verdict and every evaluation."""
+    archive = open_archive(settings.database_url)
+    try:
+        c = archive.get_candidate(candidate_id)
+    except NotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"#{c.id} {c.name}  [{c.status}]  origin={c.origin}  parents={c.parent_ids}")
+    if c.reason:
+        click.echo(f"reason: {c.reason}")
+    if c.thought:
+        click.echo(f"thought: {c.thought}")
+    click.echo(c.canonical_code or c.source)
+    for e in archive.list_evaluations(candidate_id=candidate_id):
+        score = f"{e.score:+.4f}" if e.score is not None else "-"
+        click.echo(
+            f"  {e.stage}/{e.task} seed {e.seed} attempt {e.attempt}: {e.status} "
+            f"score {score} {e.reason or ''}"
+        )
+
+
+def _set_status(settings: Settings, campaign_id: int, status: CampaignStatus) -> None:
+    archive = open_archive(settings.database_url)
+    try:
+        current = archive.get_campaign(campaign_id)
+    except NotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    if current.status in (CampaignStatus.FINISHED, CampaignStatus.CANCELLED):
+        raise click.ClickException(f"campaign {campaign_id} is already {current.status}")
+    archive.set_campaign_status(campaign_id, status=status, reason="requested from the CLI")
+    click.echo(f"campaign {campaign_id}: {status} requested; a running engine stops shortly")
+
+
+@click.command()
+@click.argument("campaign_id", type=int)
+@click.pass_obj
+def pause(settings: Settings, campaign_id: int) -> None:
+    """Pause a campaign (resume it with `lossforge run --resume ID`)."""
+    _set_status(settings, campaign_id, CampaignStatus.PAUSED)
+
+
+@click.command()
+@click.argument("campaign_id", type=int)
+@click.pass_obj
+def cancel(settings: Settings, campaign_id: int) -> None:
+    """Cancel a campaign for good."""
+    _set_status(settings, campaign_id, CampaignStatus.CANCELLED)

@@ -1,0 +1,91 @@
+"""Campaign benchmark: candidates evaluated per hour; wall time outside sandbox and training.
+
+    .venv/bin/python bench/campaign.py [--spec examples/quickstart.yaml] [--workers 2]
+
+Runs the spec as a fresh campaign (temporary SQLite archive, local Ray with --workers CPUs), then
+reads the archive:
+- candidates per hour: proposed candidates that finished the first stage, per hour of wall time;
+- time outside: 1 - (sandbox time + training time / workers) / wall time, where sandbox time is
+  the sum of verdict timings and training time the sum of evaluation run times. It is the share of
+  the run in which the workers were not kept busy (proposing, storing, scheduling, waiting).
+  Target: <= 5%.
+Prints a table and, last, one JSON line.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+from discovery.archive import CandidateStatus, open_archive  # noqa: E402
+from discovery.runner import RunnerConfig, create_campaign, run_campaign  # noqa: E402
+from discovery.spec import load_spec  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", type=Path, default=_HERE.parent / "examples" / "quickstart.yaml")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        archive = open_archive(url)
+        campaign_id = create_campaign(archive, load_spec(args.spec))
+        started = time.perf_counter()
+        status = run_campaign(
+            RunnerConfig(
+                database_url=url, cache_dir=Path(tmp) / "cache", local_num_cpus=args.workers
+            ),
+            campaign_id,
+        )
+        wall = time.perf_counter() - started
+        candidates = archive.list_candidates(campaign_id=campaign_id)
+        evaluations = archive.list_evaluations(campaign_id=campaign_id)
+        first_stage = load_spec(args.spec).stages[0].name
+        evaluated = {
+            e.candidate_id for e in evaluations if e.stage == first_stage and e.score is not None
+        }
+        proposed = [c for c in candidates if c.origin != "baseline"]
+        sandbox_s = (
+            sum((c.verdict or {}).get("timings_ms", {}).get("total", 0.0) for c in candidates)
+            / 1000
+        )
+        training_s = sum(e.timings.get("seconds", 0.0) for e in evaluations)
+        numbers = {
+            "status": str(status),
+            "wall_s": round(wall, 1),
+            "proposed": len(proposed),
+            "duplicates": sum(c.status is CandidateStatus.DUPLICATE for c in proposed),
+            "rejected": sum(c.status is CandidateStatus.REJECTED for c in proposed),
+            "evaluated_first_stage": len(evaluated & {c.id for c in proposed}),
+            "candidates_per_hour": round(
+                len(evaluated & {c.id for c in proposed}) / wall * 3600, 1
+            ),
+            "sandbox_s": round(sandbox_s, 1),
+            "training_s": round(training_s, 1),
+            "fraction_outside": round(1 - (sandbox_s + training_s / args.workers) / wall, 3),
+        }
+        archive.engine.dispose()
+    for key, value in numbers.items():
+        print(f"{key:<24} {value}")
+    line = json.dumps(numbers)
+    if args.out:
+        args.out.write_text(line + "\n")
+    print(line)
+
+
+if __name__ == "__main__":
+    main()

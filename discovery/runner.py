@@ -1,0 +1,105 @@
+"""Wiring for one campaign run: archive, sandbox, Ray, proposer and engine, built in one place.
+
+`create_campaign` stores a validated spec; `run_campaign` builds the collaborators, runs the engine
+(new or resumed: the archive holds all state) and tears everything down. Settings come in as a
+`RunnerConfig` built by the entry point; nothing here reads the environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from discovery.archive import Archive, CampaignStatus, open_archive
+from discovery.engine import Engine, Progress
+from discovery.proposers.base import Proposer
+from discovery.proposers.evolve import EvolveConfig, EvolveProposer
+from discovery.scores import LeaderboardRow, leaderboard
+from discovery.spec import CampaignSpec, ProposerSpec, parse_spec
+from evaluator.compare import stage_tasks
+from evaluator.dispatch import DispatchConfig, RayDispatcher
+from sandbox import Sandbox, SandboxConfig
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    database_url: str  # the archive
+    cache_dir: Path  # tinylm references and other caches
+    ray_address: str | None = None  # None: a local Ray instance
+    local_num_cpus: int | None = None  # CPUs of a local Ray instance; None: all
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+
+
+def create_campaign(archive: Archive, spec: CampaignSpec) -> int:
+    record = archive.create_campaign(
+        name=spec.name, spec=spec.model_dump(mode="json"), seed=spec.seed
+    )
+    archive.append_event(campaign_id=record.id, kind="created", payload={"name": spec.name})
+    return record.id
+
+
+def build_proposer(spec: ProposerSpec, rng: np.random.Generator) -> Proposer:
+    if spec.kind == "evolve":
+        # The engine evaluates the baselines itself: re-proposing their trees verbatim would only
+        # make duplicates, so seeds are varied rather than emitted unless a spec asks for them.
+        options = {"emit_seeds": False, **spec.options}
+        return EvolveProposer(EvolveConfig(**options), rng)
+    raise ValueError(f"unknown proposer {spec.kind!r}")
+
+
+def run_campaign(
+    config: RunnerConfig,
+    campaign_id: int,
+    *,
+    observer: Callable[[Progress], None] | None = None,
+) -> CampaignStatus:
+    """Run (or resume) a campaign to its end, pause, cancellation or budget."""
+    archive = open_archive(config.database_url)
+    campaign = archive.get_campaign(campaign_id)
+    if campaign.status in (CampaignStatus.FINISHED, CampaignStatus.CANCELLED):
+        return campaign.status
+    spec = parse_spec(campaign.spec)
+    # One seed for everything, advanced by how often the campaign has been (re)started, so a
+    # resumed run does not replay the draws of the first.
+    starts = len(archive.list_events(campaign_id=campaign_id, kind="started", limit=10**9))
+    engine_rng, proposer_rng = np.random.default_rng([spec.seed, starts]).spawn(2)
+    dispatcher = RayDispatcher(
+        DispatchConfig(address=config.ray_address, local_num_cpus=config.local_num_cpus)
+    )
+    dispatcher.start()
+    try:
+        with Sandbox(config.sandbox) as sandbox:
+            engine = Engine(
+                campaign_id=campaign_id,
+                spec=spec,
+                archive=archive,
+                sandbox=sandbox,
+                dispatcher=dispatcher,
+                proposer=build_proposer(spec.proposer, proposer_rng),
+                rng=engine_rng,
+                stage_extra={"tinylm": {"cache_dir": str(config.cache_dir / "tinylm")}},
+                observer=observer,
+            )
+            return engine.run()
+    finally:
+        dispatcher.close()
+        archive.engine.dispose()
+
+
+def campaign_leaderboard(archive: Archive, campaign_id: int) -> list[LeaderboardRow]:
+    spec = parse_spec(archive.get_campaign(campaign_id).spec)
+    stages = []
+    for stage in spec.stages:
+        held = stage_tasks(stage.name)
+        tasks = stage.task_names()
+        stages.append(
+            (stage.name, [t for t in tasks if not held[t]], [t for t in tasks if held[t]])
+        )
+    return leaderboard(
+        archive.list_candidates(campaign_id=campaign_id),
+        archive.list_evaluations(campaign_id=campaign_id),
+        stages=stages,
+    )

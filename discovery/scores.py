@@ -1,0 +1,92 @@
+"""Candidate scores at a stage, read from stored evaluations, and the leaderboard built on them.
+
+A stage score is the mean over seeds of the per-seed score vs DPO averaged over the stage's public
+tasks (held-out tasks are scored separately and never used for selection or shown to a proposer);
+the spread is the standard deviation over seeds. A seed counts only when every public task of
+it finished.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from discovery.archive import CandidateRecord, EvaluationRecord, EvaluationStatus
+from evaluator.scoring import StageScore, aggregate
+
+
+def stage_score(
+    evaluations: Sequence[EvaluationRecord], *, stage: str, tasks: Sequence[str]
+) -> StageScore:
+    """Score over `tasks` at `stage` from one candidate's evaluations."""
+    by_seed: dict[int, dict[str, float]] = {}
+    for e in evaluations:
+        done = e.status is EvaluationStatus.DONE and e.score is not None
+        if done and e.stage == stage and e.task in tasks:
+            by_seed.setdefault(e.seed, {})[e.task] = e.score
+    per_seed = [
+        sum(scores.values()) / len(scores)
+        for scores in by_seed.values()
+        if set(scores) == set(tasks)
+    ]
+    return aggregate(per_seed)
+
+
+@dataclass(frozen=True)
+class LeaderboardRow:
+    id: int
+    name: str
+    origin: str
+    stage: str | None  # highest stage with a score; None if none yet
+    score: float | None  # vs DPO at that stage (public tasks)
+    spread: float
+    seeds: int
+    held_out_score: float | None  # vs DPO on the held-out tasks of that stage, if any
+    status: str
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+def leaderboard(
+    candidates: Sequence[CandidateRecord],
+    evaluations: Sequence[EvaluationRecord],
+    *,
+    stages: Sequence[tuple[str, list[str], list[str]]],  # (stage, public tasks, held-out tasks)
+) -> list[LeaderboardRow]:
+    """Rows ranked by highest stage reached, then score vs DPO."""
+    by_candidate: dict[int, list[EvaluationRecord]] = {}
+    for e in evaluations:
+        by_candidate.setdefault(e.candidate_id, []).append(e)
+    rows = []
+    for c in candidates:
+        evals = by_candidate.get(c.id, [])
+        best = (-1, None, StageScore(None, 0.0, 0), None)
+        for index, (stage, public, held_out) in enumerate(stages):
+            score = stage_score(evals, stage=stage, tasks=public)
+            if score.score is not None:
+                held = stage_score(evals, stage=stage, tasks=held_out) if held_out else None
+                best = (index, stage, score, held.score if held else None)
+        _, stage, score, held_score = best
+        rows.append(
+            LeaderboardRow(
+                id=c.id,
+                name=c.name,
+                origin=c.origin,
+                stage=stage,
+                score=score.score,
+                spread=score.spread,
+                seeds=score.seeds,
+                held_out_score=held_score,
+                status=str(c.status),
+            )
+        )
+    order = {stage: i for i, (stage, _, _) in enumerate(stages)}
+    rows.sort(
+        key=lambda r: (
+            order.get(r.stage, -1) if r.stage else -1,
+            r.score if r.score is not None else float("-inf"),
+        ),
+        reverse=True,
+    )
+    return rows

@@ -1,0 +1,139 @@
+"""The campaign spec: what to search, how to evaluate, and when to stop (YAML or JSON).
+
+Validated by pydantic with unknown fields refused, so a typo is an error that names the field
+(`stages.0.promote_fraction: Input should be less than or equal to 1`), never a silent default.
+It does not run anything; the engine reads it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from evaluator.baselines import BASELINES
+from evaluator.compare import stage_tasks
+
+
+class SpecError(ValueError):
+    """A campaign spec that cannot be used; the message names every bad field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProposerSpec(_Strict):
+    kind: Literal["evolve"] = Field("evolve", description="Which proposer writes candidates.")
+    batch_size: int = Field(4, ge=1, le=64, description="Candidates asked for per proposal call.")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Proposer-specific settings (EvolveConfig fields)."
+    )
+
+
+class StageSpec(_Strict):
+    name: Literal["bandit", "tinylm"]
+    tasks: list[str] | None = Field(None, description="Tasks to run; default: all of the stage.")
+    seeds: int = Field(2, ge=1, le=16, description="Seeds per task (DPO runs the same seeds).")
+    promote_fraction: float = Field(
+        0.25, gt=0, le=1, description="Best fraction of this stage promoted to the next."
+    )
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="Stage config fields (BanditConfig / TinyLMConfig)."
+    )
+
+    @model_validator(mode="after")
+    def _known_tasks(self) -> StageSpec:
+        known = stage_tasks(self.name)
+        unknown = [t for t in self.tasks or [] if t not in known]
+        if unknown:
+            raise ValueError(f"unknown {self.name} tasks {unknown}; known: {sorted(known)}")
+        return self
+
+    def task_names(self) -> list[str]:
+        return list(self.tasks or stage_tasks(self.name))
+
+
+class BudgetSpec(_Strict):
+    candidates: int | None = Field(None, ge=1, description="Proposed candidates (not baselines).")
+    wall_time_s: float | None = Field(
+        None, gt=0, description="Seconds of running, summed over resumes."
+    )
+    compute_hours: float | None = Field(None, gt=0, description="Worker CPU-hours of evaluations.")
+    llm_dollars: float | None = Field(None, gt=0, description="Dollars of LLM calls.")
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> BudgetSpec:
+        if all(v is None for v in self.model_dump().values()):
+            raise ValueError("set at least one budget (candidates, wall_time_s, ...)")
+        return self
+
+
+class PopulationSpec(_Strict):
+    islands: int = Field(2, ge=1, le=64, description="Independent sub-populations.")
+    migration_every: int = Field(
+        12, ge=1, description="Accepted candidates between migrations of an island's best."
+    )
+    parents: int = Field(2, ge=1, le=8, description="Parents shown to the proposer per call.")
+    inspirations: int = Field(2, ge=0, le=8, description="Diverse candidates shown per call.")
+
+
+class CampaignSpec(_Strict):
+    name: str = Field(min_length=1, max_length=200)
+    seed: int = Field(0, ge=0, description="The one seed every random choice derives from.")
+    proposer: ProposerSpec = Field(default_factory=ProposerSpec)
+    stages: list[StageSpec] = Field(min_length=1, description="The cascade, cheapest first.")
+    budget: BudgetSpec
+    population: PopulationSpec = Field(default_factory=PopulationSpec)
+    baselines: list[str] = Field(
+        default_factory=lambda: sorted(BASELINES),
+        description="Baselines evaluated alongside candidates (DPO always is: scores are vs DPO).",
+    )
+    elite_seeds: int = Field(
+        0, ge=0, le=16, description="Extra seeds for the final stage's top candidates."
+    )
+    max_in_flight: int = Field(8, ge=1, le=1024, description="Evaluation jobs queued at once.")
+
+    @model_validator(mode="after")
+    def _check(self) -> CampaignSpec:
+        unknown = [b for b in self.baselines if b not in BASELINES]
+        if unknown:
+            raise ValueError(f"unknown baselines {unknown}; known: {sorted(BASELINES)}")
+        names = [s.name for s in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"each stage may appear once; got {names}")
+        return self
+
+
+def parse_spec(data: object) -> CampaignSpec:
+    """Validate parsed YAML/JSON data; SpecError lists each bad field with its path."""
+    try:
+        return CampaignSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_describe(exc)) from None
+
+
+def load_spec(path: Path) -> CampaignSpec:
+    """Read a YAML or JSON spec file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise SpecError(
+            f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}"
+        ) from None
+    return parse_spec(data)
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "spec"
+        lines.append(f"{where}: {err['msg']}")
+    return "invalid campaign spec: " + "; ".join(lines)
