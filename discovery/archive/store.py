@@ -213,29 +213,20 @@ class Archive:
 
     def find_by_fingerprint(self, *, campaign_id: int, fingerprint: str) -> CandidateRecord | None:
         """The first non-duplicate candidate of the campaign with this behavioural fingerprint."""
-        query = (
-            select(Candidate)
-            .where(
-                Candidate.campaign_id == campaign_id,
-                Candidate.fingerprint == fingerprint,
-                Candidate.status != CandidateStatus.DUPLICATE,
-            )
-            .order_by(Candidate.id)
-            .limit(1)
-        )
-        with self._read() as session:
-            row = session.scalars(query).first()
-            return _candidate(row) if row is not None else None
+        return self._first_original(campaign_id, Candidate.fingerprint == fingerprint)
 
     def find_by_canonical_code(
         self, *, campaign_id: int, canonical_code: str
     ) -> CandidateRecord | None:
         """The first non-duplicate candidate of the campaign with this normalized source."""
+        return self._first_original(campaign_id, Candidate.canonical_code == canonical_code)
+
+    def _first_original(self, campaign_id: int, match: Any) -> CandidateRecord | None:
         query = (
             select(Candidate)
             .where(
                 Candidate.campaign_id == campaign_id,
-                Candidate.canonical_code == canonical_code,
+                match,
                 Candidate.status != CandidateStatus.DUPLICATE,
             )
             .order_by(Candidate.id)
