@@ -9,7 +9,8 @@ reads the archive:
   the sum of verdict timings and training time the sum of evaluation run times. It is the share of
   the run in which the workers were not kept busy (proposing, storing, scheduling, waiting).
   Target: <= 5%.
-Prints a table and, last, one JSON line.
+It also reports the best discovered loss (leaderboard order) and its score vs DPO on the held-out
+tasks. Prints a table and, last, one JSON line.
 """
 
 from __future__ import annotations
@@ -28,7 +29,12 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 
 from discovery.archive import CandidateStatus, open_archive  # noqa: E402
-from discovery.runner import RunnerConfig, create_campaign, run_campaign  # noqa: E402
+from discovery.runner import (  # noqa: E402
+    RunnerConfig,
+    campaign_leaderboard,
+    create_campaign,
+    run_campaign,
+)
 from discovery.spec import load_spec  # noqa: E402
 
 
@@ -78,6 +84,23 @@ def main() -> None:
             "training_s": round(training_s, 1),
             "fraction_outside": round(1 - (sandbox_s + training_s / args.workers) / wall, 3),
         }
+        # The best discovered loss (not a baseline) by the leaderboard's order, and its score on
+        # the held-out tasks, which selection never saw.
+        best = next(
+            (
+                r
+                for r in campaign_leaderboard(archive, campaign_id)
+                if r.origin != "baseline" and r.score is not None
+            ),
+            None,
+        )
+        if best is not None:
+            numbers.update(
+                best_name=best.name,
+                best_stage=best.stage,
+                best_score=best.score,
+                best_held_out_score=best.held_out_score,
+            )
         archive.engine.dispose()
     for key, value in numbers.items():
         print(f"{key:<24} {value}")
