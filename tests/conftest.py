@@ -88,3 +88,20 @@ def archive(database_url: str) -> Iterator[Archive]:
     store = open_archive(database_url)
     yield store
     store.engine.dispose()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line per database backend, so a CI log shows the PostgreSQL tests ran (none skipped)."""
+    counts: dict[str, dict[str, int]] = {b: {} for b in BACKENDS}
+    for outcome in ("passed", "failed", "skipped", "error"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if getattr(report, "when", "call") != "call" and outcome != "skipped":
+                continue
+            for backend in BACKENDS:
+                if f"[{backend}" in report.nodeid:
+                    counts[backend][outcome] = counts[backend].get(outcome, 0) + 1
+    parts = [
+        f"{backend}: " + (", ".join(f"{n} {o}" for o, n in sorted(c.items())) or "none ran")
+        for backend, c in counts.items()
+    ]
+    terminalreporter.write_line("database backends: " + "; ".join(parts))
