@@ -92,9 +92,6 @@ class CampaignSpec(_Strict):
         default_factory=lambda: sorted(BASELINES),
         description="Baselines evaluated alongside candidates (DPO always is: scores are vs DPO).",
     )
-    elite_seeds: int = Field(
-        0, ge=0, le=16, description="Extra seeds for the final stage's top candidates."
-    )
     max_in_flight: int = Field(8, ge=1, le=1024, description="Evaluation jobs queued at once.")
 
     @model_validator(mode="after")
