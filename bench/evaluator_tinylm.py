@@ -31,7 +31,6 @@ sys.path.insert(0, str(_HERE.parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here downloads; make sure of it
 
 import argparse  # noqa: E402
-import copy  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import statistics  # noqa: E402
@@ -49,8 +48,7 @@ from evaluator.losses import Loss  # noqa: E402
 from evaluator.tinylm.pairs import PairSet, build_pairs  # noqa: E402
 from evaluator.tinylm.reference import Reference, load_reference  # noqa: E402
 from evaluator.tinylm.stage import TASKS, TinyLMConfig  # noqa: E402
-from evaluator.tinylm.trainer import reference_logps, train  # noqa: E402
-from evaluator.tinylm.trl_compare import StepSettings, build_trl_trainer  # noqa: E402
+from evaluator.tinylm.trl_compare import StepSettings, build_trl_trainer, lean_run  # noqa: E402
 
 
 def dpo(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps, beta):
@@ -62,28 +60,10 @@ def dpo(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_reject
 DPO = Loss("dpo", dpo)
 
 
-def lean_run(ref: Reference, pairs: PairSet, settings: StepSettings) -> tuple[float, float]:
+def lean_rates(ref: Reference, pairs: PairSet, settings: StepSettings) -> tuple[float, float]:
     """(steady steps/s, end-to-end steps/s) of one lean run."""
-    policy = copy.deepcopy(ref.model).requires_grad_(True)
-    start = time.perf_counter()
-    ref_logps = reference_logps(ref.model, pairs)
-    loop_start = time.perf_counter()
-    outcome = train(
-        policy,
-        pairs,
-        ref_logps,
-        DPO,
-        beta=settings.beta,
-        learning_rate=settings.learning_rate,
-        per_device_train_batch_size=len(pairs),
-        max_steps=settings.max_steps,
-        max_grad_norm=settings.max_grad_norm,
-        generator=torch.Generator().manual_seed(settings.seed),
-    )
-    end = time.perf_counter()
-    if outcome.steps != settings.max_steps:
-        raise RuntimeError(f"lean loop stopped: {outcome.reason}")
-    return settings.max_steps / (end - loop_start), settings.max_steps / (end - start)
+    run = lean_run(ref.model, pairs, DPO, settings)
+    return settings.max_steps / run.loop_seconds, settings.max_steps / run.total_seconds
 
 
 def trl_run(
@@ -147,12 +127,12 @@ def main() -> None:
         max_length=config.max_length,
     )
 
-    lean_run(ref, pairs, StepSettings(max_steps=3))  # warm-up: allocator, autograd, kernels
+    lean_rates(ref, pairs, StepSettings(max_steps=3))  # warm-up: allocator, autograd, kernels
     trl_run(ref, pairs, StepSettings(max_steps=3))  # warm-up: imports, accelerate, datasets
     trl_run(ref, pairs, StepSettings(max_steps=3), trl_defaults=True)
     lean, trl, trl_shipped = [], [], []
     for _ in range(args.repeats):
-        lean.append(lean_run(ref, pairs, settings))
+        lean.append(lean_rates(ref, pairs, settings))
         trl.append(trl_run(ref, pairs, settings))
         trl_shipped.append(trl_run(ref, pairs, settings, trl_defaults=True))
 

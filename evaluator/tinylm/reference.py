@@ -105,18 +105,26 @@ def demonstrations(
     return pad_rows(rows, pad_token_id=tokenizer.pad_token_id, max_length=max_length)
 
 
-def train_reference(
-    task: TaskFamily, model_config: ModelConfig, sft_config: SFTConfig
+def _fresh_model(
+    task: TaskFamily, model_config: ModelConfig, seed: int
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
-    """Fine-tune a fresh model on the task's imperfect demonstrations (completion tokens only)."""
+    """The task's tokenizer and an untrained model shaped for it (seeded initial weights)."""
     tokenizer = build_tokenizer(task.vocab)
     model = build_model(
         model_config,
         vocab_size=len(tokenizer),
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
-        seed=sft_config.seed,
+        seed=seed,
     )
+    return model, tokenizer
+
+
+def train_reference(
+    task: TaskFamily, model_config: ModelConfig, sft_config: SFTConfig
+) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
+    """Fine-tune a fresh model on the task's imperfect demonstrations (completion tokens only)."""
+    model, tokenizer = _fresh_model(task, model_config, sft_config.seed)
     rng = np.random.default_rng([sft_config.seed, 0x5F7])
     input_ids, completion_mask = demonstrations(
         task, tokenizer, sft_config.num_demonstrations, rng, model_config.n_positions
@@ -153,14 +161,7 @@ def load_reference(
         Path(cache_dir) / f"tinylm-ref-{task.name}-{cache_key(task, model_config, sft_config)}.pt"
     )
     if path.exists():
-        tokenizer = build_tokenizer(task.vocab)
-        model = build_model(
-            model_config,
-            vocab_size=len(tokenizer),
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            seed=sft_config.seed,
-        )
+        model, tokenizer = _fresh_model(task, model_config, sft_config.seed)
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         model.eval().requires_grad_(False)
         return Reference(model, tokenizer, task, path, True, time.perf_counter() - start)

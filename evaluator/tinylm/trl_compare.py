@@ -42,14 +42,23 @@ class StepSettings:
     seed: int = 0  # TRL's sampler order; the lean loop's batch order (irrelevant: one batch)
 
 
-def lean_losses(
+@dataclass(frozen=True)
+class LeanRun:
+    """One timed lean run with `pairs` as its one batch."""
+
+    losses: list[float]  # per step
+    loop_seconds: float  # the training loop alone
+    total_seconds: float  # reference log-probs included, as they are part of a lean run
+
+
+def lean_run(
     reference: PreTrainedModel, pairs: PairSet, loss: Loss, settings: StepSettings
-) -> tuple[list[float], float]:
-    """Per-step losses of the lean loop with `pairs` as its one batch, and its steps per second
-    (reference log-probs included, as they are part of a lean run)."""
+) -> LeanRun:
+    """Train a copy of `reference` with the lean loop; raises if the loop does not finish."""
     policy = copy.deepcopy(reference).requires_grad_(True)
     start = time.perf_counter()
     ref = reference_logps(reference, pairs)  # once, as in run_tinylm
+    loop_start = time.perf_counter()
     outcome = train(
         policy,
         pairs,
@@ -62,10 +71,18 @@ def lean_losses(
         max_grad_norm=settings.max_grad_norm,
         generator=torch.Generator().manual_seed(settings.seed),
     )
-    seconds = time.perf_counter() - start
+    end = time.perf_counter()
     if outcome.status is not RunStatus.DONE:
         raise RuntimeError(f"lean loop failed: {outcome.reason}")
-    return outcome.losses, settings.max_steps / seconds
+    return LeanRun(outcome.losses, end - loop_start, end - start)
+
+
+def lean_losses(
+    reference: PreTrainedModel, pairs: PairSet, loss: Loss, settings: StepSettings
+) -> tuple[list[float], float]:
+    """Per-step losses of the lean loop and its steps per second (reference log-probs included)."""
+    run = lean_run(reference, pairs, loss, settings)
+    return run.losses, settings.max_steps / run.total_seconds
 
 
 class RecordingDPOTrainer(DPOTrainer):
