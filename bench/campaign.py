@@ -9,8 +9,11 @@ reads the archive:
   the sum of verdict timings and training time the sum of evaluation run times. It is the share of
   the run in which the workers were not kept busy (proposing, storing, scheduling, waiting).
   Target: <= 5%.
-It also reports the best discovered loss (leaderboard order) and its score vs DPO on the held-out
-tasks. Prints a table and, last, one JSON line.
+The time outside is broken down from the evaluations' timestamps (a run started `seconds` before
+it was stored): start-up (before the first run started), idle worker time while runs were going
+(a gap, or fewer runs than workers, e.g. the tail when the last long runs finish alone), and the
+wind-down after the last run. It also reports the best discovered loss (leaderboard order) and its
+score vs DPO on the held-out tasks. Prints a table and, last, one JSON line.
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ import json  # noqa: E402
 import logging  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
 
-from discovery.archive import CandidateStatus, open_archive  # noqa: E402
+from discovery.archive import CandidateStatus, EvaluationRecord, open_archive  # noqa: E402
 from discovery.runner import (  # noqa: E402
     RunnerConfig,
     campaign_leaderboard,
@@ -36,6 +40,32 @@ from discovery.runner import (  # noqa: E402
     run_campaign,
 )
 from discovery.spec import load_spec  # noqa: E402
+
+
+def _breakdown(
+    evaluations: list[EvaluationRecord], started_at: datetime, ended_at: datetime, workers: int
+) -> dict[str, float]:
+    """Start-up seconds, worker-seconds idle (divided by `workers`) between the first run's start
+    and the last run's end, and seconds after the last run's end."""
+    spans = sorted(
+        (e.finished_at.timestamp() - e.timings.get("seconds", 0.0), e.finished_at.timestamp())
+        for e in evaluations
+        if e.finished_at is not None
+    )
+    if not spans:
+        return {}
+    first, last = spans[0][0], max(end for _, end in spans)
+    # Sweep the run intervals: idle worker-time is (workers - running) while below `workers`.
+    points = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+    idle, running, at = 0.0, 0, first
+    for t, step in points:
+        idle += max(0, workers - running) * (t - at)
+        running, at = running + step, t
+    return {
+        "startup_s": round(first - started_at.timestamp(), 1),
+        "idle_while_running_s": round(idle / workers, 1),
+        "wind_down_s": round(ended_at.timestamp() - last, 1),
+    }
 
 
 def main() -> None:
@@ -50,6 +80,7 @@ def main() -> None:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         archive = open_archive(url)
         campaign_id = create_campaign(archive, load_spec(args.spec))
+        started_at = datetime.now(UTC)
         started = time.perf_counter()
         status = run_campaign(
             RunnerConfig(
@@ -58,6 +89,7 @@ def main() -> None:
             campaign_id,
         )
         wall = time.perf_counter() - started
+        ended_at = datetime.now(UTC)
         candidates = archive.list_candidates(campaign_id=campaign_id)
         evaluations = archive.list_evaluations(campaign_id=campaign_id)
         first_stage = load_spec(args.spec).stages[0].name
@@ -83,6 +115,7 @@ def main() -> None:
             "sandbox_s": round(sandbox_s, 1),
             "training_s": round(training_s, 1),
             "fraction_outside": round(1 - (sandbox_s + training_s / args.workers) / wall, 3),
+            **_breakdown(evaluations, started_at, ended_at, args.workers),
         }
         # The best discovered loss (not a baseline) by the leaderboard's order, and its score on
         # the held-out tasks, which selection never saw.

@@ -3,15 +3,16 @@
 One loop, in one process: ask the proposer for candidates, validate them in the sandbox, drop
 duplicates (same normalized source, or same behavioural fingerprint: stored as DUPLICATE with a
 link to the original, never trained), store them, and queue their first-stage evaluations on Ray.
-Evaluations run while the loop keeps proposing, up to `max_in_flight` queued jobs. A finished
-evaluation is stored, scored against DPO's run with the same stage, task and seed, and when a
-candidate has finished a stage its score decides promotion: it goes on if it ranks in the stage's
-`promote_fraction` among the candidates that finished that stage so far (successive halving).
+Evaluations run while the loop keeps proposing, up to `max_in_flight` queued first-stage jobs.
+Each finished evaluation is stored and handed to the cascade (cascade.py), which scores it against
+DPO, records finished stages, and says what to queue next (promotions, elite re-evaluations).
+Spending is counted by budget.py; the loop reads a `Ledger` (ledger.py) of the campaign instead of
+scanning tables, so the cost of each step does not grow with the campaign.
 
 Crash safety: every decision is written before it is acted on. Evaluations are stored PENDING
-when queued and finished in place, so a resumed campaign re-queues exactly the PENDING ones, and
-the database refuses a second DONE row for one (candidate, stage, task, seed). Promotion decisions
-are events; a candidate that finished a stage without one is decided again on resume.
+when queued and finished in place, so a resumed campaign re-queues exactly the open ones, and the
+database refuses a second DONE row for one (candidate, stage, task, seed). Promotions and elites
+are derived from stored evaluations, so a resume neither repeats nor forgets them.
 
 Stops: when a budget is reached (candidates: stop proposing and finish the queue; wall time,
 compute hours, LLM dollars: stop at once, leaving the queue PENDING), when the campaign is paused
@@ -21,10 +22,8 @@ or cancelled in the archive (by the CLI or the API), or when the proposer has no
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -36,36 +35,26 @@ from discovery.archive import (
     EvaluationRecord,
     EvaluationStatus,
 )
+from discovery.budget import BudgetTracker
+from discovery.cascade import Cascade, Queue
+from discovery.ledger import OPEN, Ledger
 from discovery.population import Member, Population
+from discovery.progress import Progress, StageProgress
 from discovery.proposers.base import Failure, Proposal, ProposalContext, Proposer
-from discovery.scores import stage_score
 from discovery.spec import CampaignSpec, StageSpec
 from evaluator.baselines import BASELINES
-from evaluator.compare import stage_tasks
 from evaluator.dispatch import RayDispatcher
 from evaluator.jobs import EvalJob
 from evaluator.results import RunResult
-from evaluator.scoring import SCORE_METRICS
 from sandbox import Candidate, Sandbox, Verdict
+
+__all__ = ["Engine", "Progress"]
 
 log = logging.getLogger(__name__)
 
 _IDLE_PROPOSALS = 5  # consecutive proposal calls with nothing new before the search is over
-_BUDGET_SAVE_S = 2.0  # how often spent budget is written back
-
-
-@dataclass
-class Progress:
-    """A snapshot for displays (the CLI's live view, logs)."""
-
-    campaign_id: int
-    status: str
-    candidates: int = 0  # proposed (not baselines)
-    counts: dict[str, int] = field(default_factory=dict)  # candidates by status
-    in_flight: int = 0
-    best_name: str | None = None
-    best_score: float | None = None  # vs DPO at the first stage
-    budget_used: dict[str, float] = field(default_factory=dict)
+_WAIT_S = 0.5  # longest wait for a result when there is nothing to propose
+_NOTIFY_EVERY_S = 0.25  # the observer is called at most this often (and at every stop)
 
 
 class Engine:
@@ -96,16 +85,27 @@ class Engine:
         self.observer = observer
         self.clock = clock
         self.population = Population(**spec.population.model_dump())
+        self.ledger = Ledger()
+        self.budget = BudgetTracker(
+            campaign_id=campaign_id, budget=spec.budget, archive=archive, clock=clock
+        )
+        self.cascade = Cascade(
+            campaign_id=campaign_id, spec=spec, ledger=self.ledger, archive=archive
+        )
+        self._queued: dict[int, tuple[EvalJob, int]] = {}  # id(job) -> (job, evaluation id)
+        self._proposals = 0  # proposal calls so far, resumes included (islands take turns)
+        self._notified_at = float("-inf")
 
     # -- the loop ----------------------------------------------------------------------------
 
     def run(self) -> CampaignStatus:
         campaign = self.archive.get_campaign(self.campaign_id)
-        self._used = dict(campaign.budget_used)
-        self._started = self.clock()
-        self._saved_at = self._started
-        self._queued: dict[int, tuple[EvalJob, int]] = {}  # id(job) -> (job, evaluation id)
-        self._decided: set[tuple[int, str]] = self._decisions()
+        self.ledger.put_candidates(self.archive.list_candidates(campaign_id=self.campaign_id))
+        self.ledger.put_evaluations(self.archive.list_evaluations(campaign_id=self.campaign_id))
+        self._proposals = len(
+            self.archive.list_events(campaign_id=self.campaign_id, kind="proposal", limit=10**9)
+        )
+        self.budget.start(campaign.budget_used)
         self.archive.set_campaign_status(self.campaign_id, status=CampaignStatus.RUNNING)
         self._event("started", {"resumed": bool(campaign.budget_used)})
         self._ensure_baselines()
@@ -114,45 +114,59 @@ class Engine:
         proposing = True
         try:
             while True:
-                stop = self._external_stop() or self._hard_budget_reached()
+                stop = self._requested_stop() or self._hard_limit()
                 if stop is not None:
                     return self._stop(*stop)
-                if proposing and self._candidate_budget_left() <= 0:
+                if proposing and self._candidates_left() <= 0:
                     proposing = False
+                proposed = False
                 if proposing and self._first_stage_in_flight() < self.spec.max_in_flight:
                     new = self._propose_round()
+                    proposed = True
                     idle = 0 if new else idle + 1
                     if idle >= _IDLE_PROPOSALS:
                         proposing = False
-                for job, result in self.dispatcher.collect(timeout_s=0.0 if proposing else 0.5):
+                # Having proposed, only pick up what is ready; otherwise block on the next result
+                # rather than spin (the workers need the CPU).
+                for job, result in self.dispatcher.collect(timeout_s=0.0 if proposed else _WAIT_S):
                     self._finish(job, result)
-                self._save_budget()
+                self.budget.save()
                 self._notify()
                 if not proposing and not self._queued:
+                    actions = self.cascade.final_pass()
+                    if actions:
+                        self._apply(actions)
+                        continue
                     reason = (
                         "candidate budget reached"
-                        if self._candidate_budget_left() <= 0
+                        if self._candidates_left() <= 0
                         else "the proposer found nothing new"
                     )
                     return self._stop(CampaignStatus.FINISHED, reason)
         except BaseException:
             # KeyboardInterrupt or a bug: leave queued work PENDING so `--resume` picks it up.
             self.dispatcher.close()
-            self._save_budget(force=True)
+            self.budget.save(force=True)
             raise
 
     def _stop(self, status: CampaignStatus, reason: str) -> CampaignStatus:
         self.dispatcher.close()  # kills what is running; its rows stay PENDING, resumable
         if status is CampaignStatus.CANCELLED:
             for _, evaluation_id in self._queued.values():
-                self.archive.finish_evaluation(
-                    evaluation_id, status=EvaluationStatus.CANCELLED, reason="campaign cancelled"
+                self.ledger.put_evaluation(
+                    self.archive.finish_evaluation(
+                        evaluation_id,
+                        status=EvaluationStatus.CANCELLED,
+                        reason="campaign cancelled",
+                    )
                 )
         self._queued.clear()
-        self._save_budget(force=True)
+        self.budget.save(force=True)
         self.archive.set_campaign_status(self.campaign_id, status=status, reason=reason)
-        self._event("finish", {"status": str(status), "reason": reason, "budget": self._used})
-        self._notify(status=str(status))
+        self._event(
+            "finish", {"status": str(status), "reason": reason, "budget": self.budget.spent()}
+        )
+        self._notify(status=str(status), force=True)
         log.info("campaign %s %s: %s", self.campaign_id, status, reason)
         return status
 
@@ -161,43 +175,47 @@ class Engine:
     def _propose_round(self) -> int:
         """One proposal call; returns how many new accepted candidates it gave."""
         members = self._members()
-        accepted = len(members)
-        island = self.population.island_for(self._proposal_calls())
+        island = self.population.island_for(self._proposals)
         parents, inspirations = self.population.sample(
-            members, island=island, accepted=accepted, rng=self.rng
+            members, island=island, accepted=len(members), rng=self.rng
         )
+        first = self.spec.stages[0]
         context = ProposalContext(
             parents=parents,
             inspirations=inspirations,
             failures=self._recent_failures(),
             island=island,
-            stage_metric=f"{self.spec.stages[0].name}/{SCORE_METRICS[self.spec.stages[0].name]}",
+            stage_metric=f"{first.name}/{self.cascade.metric(first.name)}",
         )
-        n = min(self.spec.proposer.batch_size, self._candidate_budget_left())
+        n = min(self.spec.proposer.batch_size, self._candidates_left())
         proposals = self.proposer.propose(context, n)
+        self._proposals += 1
         self._event("proposal", {"island": island, "asked": n, "got": len(proposals)})
+        self.budget.refresh_llm()  # an LLM proposer records its calls
         new = 0
         for proposal in proposals[:n]:
-            if self._candidate_budget_left() <= 0:
+            if self._candidates_left() <= 0:
                 break
             new += self._admit(proposal, island)
         return new
 
     def _admit(self, proposal: Proposal, island: int) -> int:
-        record = self.archive.add_candidate(
-            campaign_id=self.campaign_id,
-            name=proposal.name,
-            source=proposal.code,
-            origin=proposal.origin,
-            thought=proposal.thought,
-            parent_ids=proposal.parent_ids,
-            island=island,
-            provenance={
-                "seed": self.spec.seed,
-                "proposer": self.proposer.name,
-                "operator": proposal.operator,
-                "genome": proposal.genome,
-            },
+        record = self.ledger.put_candidate(
+            self.archive.add_candidate(
+                campaign_id=self.campaign_id,
+                name=proposal.name,
+                source=proposal.code,
+                origin=proposal.origin,
+                thought=proposal.thought,
+                parent_ids=proposal.parent_ids,
+                island=island,
+                provenance={
+                    "seed": self.spec.seed,
+                    "proposer": self.proposer.name,
+                    "operator": proposal.operator,
+                    "genome": proposal.genome,
+                },
+            )
         )
         return 1 if self._validate(record) else 0
 
@@ -210,7 +228,7 @@ class Engine:
             {"candidate": record.id, "status": str(verdict.status), "reason": verdict.reason},
         )
         if not verdict.accepted:
-            self.archive.update_candidate(
+            self._update(
                 record.id,
                 status=CandidateStatus.REJECTED,
                 reason=verdict.reason,
@@ -223,7 +241,7 @@ class Engine:
             campaign_id=self.campaign_id, fingerprint=verdict.fingerprint or ""
         )
         if original is not None and original.id != record.id:
-            self.archive.update_candidate(
+            self._update(
                 record.id,
                 status=CandidateStatus.DUPLICATE,
                 reason=f"behaves like candidate {original.id} ({original.name}); not trained",
@@ -233,7 +251,7 @@ class Engine:
                 verdict=verdict.to_dict(),
             )
             return False
-        accepted = self.archive.update_candidate(
+        accepted = self._update(
             record.id,
             status=CandidateStatus.ACCEPTED,
             fingerprint=verdict.fingerprint,
@@ -248,22 +266,25 @@ class Engine:
 
     def _queue_stage(self, candidate: CandidateRecord, stage: StageSpec, seeds: range) -> None:
         """Store and submit the stage's evaluations that the candidate does not have yet."""
-        have = {
-            (e.task, e.seed)
-            for e in self.archive.list_evaluations(candidate_id=candidate.id)
-            if e.stage == stage.name
-        }
+        have = {(e.task, e.seed) for e in self.ledger.of(candidate.id, stage.name)}
         for task in stage.task_names():
             for seed in seeds:
                 if (task, seed) in have:
                     continue
-                row = self.archive.add_evaluation(
-                    candidate_id=candidate.id, stage=stage.name, task=task, seed=seed
+                row = self.ledger.put_evaluation(
+                    self.archive.add_evaluation(
+                        candidate_id=candidate.id, stage=stage.name, task=task, seed=seed
+                    )
                 )
                 self._submit(candidate, row)
 
+    def _apply(self, actions: list[Queue]) -> None:
+        for action in actions:
+            candidate = self.ledger.candidates[action.candidate_id]
+            self._queue_stage(candidate, action.stage, action.seeds)
+
     def _submit(self, candidate: CandidateRecord, row: EvaluationRecord) -> None:
-        stage = self._stage(row.stage)
+        stage = self.cascade.stage(row.stage)
         config = {**self.stage_extra.get(stage.name, {}), **stage.config}
         job = EvalJob(
             stage=stage.name,
@@ -279,14 +300,16 @@ class Engine:
     def _finish(self, job: EvalJob, result: RunResult) -> None:
         _, evaluation_id = self._queued.pop(id(job))
         status = EvaluationStatus(result.status.value)
-        row = self.archive.finish_evaluation(
-            evaluation_id,
-            status=status,
-            metrics=result.metrics,
-            timings={"seconds": result.seconds},
-            reason=result.reason,
+        row = self.ledger.put_evaluation(
+            self.archive.finish_evaluation(
+                evaluation_id,
+                status=status,
+                metrics=result.metrics,
+                timings={"seconds": result.seconds},
+                reason=result.reason,
+            )
         )
-        self._used["compute_hours"] = self._used.get("compute_hours", 0.0) + result.seconds / 3600
+        self.budget.add_compute(result.seconds)
         self._event(
             "evaluation",
             {
@@ -297,156 +320,55 @@ class Engine:
                 "status": str(status),
             },
         )
-        waiting = self._score_pending()
-        for candidate_id, stage in {(row.candidate_id, row.stage), *waiting}:
-            self._decide(candidate_id, stage)
-
-    def _score_pending(self) -> set[tuple[int, str]]:
-        """Score every DONE evaluation whose DPO counterpart has finished; returns the
-        (candidate, stage) pairs that got a score, whose promotion may now be decided."""
-        dpo = self._dpo_results()
-        scored = set()
-        for row in self.archive.list_evaluations(
-            campaign_id=self.campaign_id, status=EvaluationStatus.DONE
-        ):
-            key = (row.stage, row.task, row.seed)
-            if row.score is None and key in dpo:
-                metric = SCORE_METRICS[row.stage]
-                self.archive.set_score(row.id, row.metrics[metric] - dpo[key])
-                scored.add((row.candidate_id, row.stage))
-        return scored
-
-    def _dpo_results(self) -> dict[tuple[str, str, int], float]:
-        dpo = self._dpo_id()
-        return {
-            (e.stage, e.task, e.seed): e.metrics[SCORE_METRICS[e.stage]]
-            for e in self.archive.list_evaluations(candidate_id=dpo, status=EvaluationStatus.DONE)
-        }
-
-    def _decide(self, candidate_id: int, stage_name: str) -> None:
-        """Promote (or not) a candidate that has finished `stage_name`; once per candidate."""
-        if (candidate_id, stage_name) in self._decided:
-            return
-        evaluations = self.archive.list_evaluations(candidate_id=candidate_id)
-        stage = self._stage(stage_name)
-        mine = [e for e in evaluations if e.stage == stage_name]
-        if not mine:
-            return  # not entitled to this stage (not promoted to it)
-        if any(e.status in (EvaluationStatus.PENDING, EvaluationStatus.RUNNING) for e in mine):
-            return
-        if any(e.status is EvaluationStatus.DONE and e.score is None for e in mine):
-            return  # waits for DPO's run of the same seed
-        public = self._public_tasks(stage)
-        score = stage_score(evaluations, stage=stage_name, tasks=public)
-        candidate = self.archive.get_candidate(candidate_id)
-        if score.score is None:
-            failed = [e for e in mine if e.status is not EvaluationStatus.DONE]
-            reason = failed[0].reason if failed else "no seed finished"
-            self.archive.update_candidate(
-                candidate_id, status=CandidateStatus.FAILED, reason=f"{stage_name}: {reason}"
-            )
-            self._record_decision(candidate_id, stage_name, promoted=False, score=None)
-            return
-        if candidate.status is CandidateStatus.ACCEPTED:
-            self.archive.update_candidate(candidate_id, status=CandidateStatus.EVALUATED)
-        index = [s.name for s in self.spec.stages].index(stage_name)
-        promoted = (
-            candidate_id != self._dpo_id()  # DPO runs every stage from the start
-            and index + 1 < len(self.spec.stages)
-            and self._ranks_in(score.score, stage, candidate_id)
-        )
-        if promoted:  # queue first: a crash before the decision is stored just decides again
-            following = self.spec.stages[index + 1]
-            self._queue_stage(candidate, following, range(following.seeds))
-        self._record_decision(candidate_id, stage_name, promoted=promoted, score=score.score)
-
-    def _ranks_in(self, score: float, stage: StageSpec, candidate_id: int) -> bool:
-        """Is `score` within the top `promote_fraction` of the stage's finished candidates?"""
-        public = self._public_tasks(stage)
-        by_candidate: dict[int, list[EvaluationRecord]] = {}
-        for e in self.archive.list_evaluations(campaign_id=self.campaign_id):
-            by_candidate.setdefault(e.candidate_id, []).append(e)
-        scores = [
-            s.score
-            for cid, evals in by_candidate.items()
-            if (s := stage_score(evals, stage=stage.name, tasks=public)).score is not None
-            and cid != self._dpo_id()
-        ]
-        keep = max(1, math.ceil(stage.promote_fraction * len(scores)))
-        return score >= sorted(scores, reverse=True)[min(keep, len(scores)) - 1]
+        self._apply(self.cascade.finished(row))
 
     # -- start and resume --------------------------------------------------------------------
 
     def _ensure_baselines(self) -> None:
         """Baselines are candidates too; DPO runs at every stage (every score is relative to it)."""
-        existing = {
-            c.name
-            for c in self.archive.list_candidates(campaign_id=self.campaign_id)
-            if c.origin == "baseline"
-        }
         for name in ["dpo", *[b for b in self.spec.baselines if b != "dpo"]]:
-            if name in existing:
+            if self.ledger.baseline(name) is not None:
                 continue
-            record = self.archive.add_candidate(
-                campaign_id=self.campaign_id,
-                name=name,
-                source=BASELINES[name].source,
-                origin="baseline",
-                thought=BASELINES[name].cite,
+            record = self.ledger.put_candidate(
+                self.archive.add_candidate(
+                    campaign_id=self.campaign_id,
+                    name=name,
+                    source=BASELINES[name].source,
+                    origin="baseline",
+                    thought=BASELINES[name].cite,
+                )
             )
             if not self._validate(record):
-                log.warning("baseline %s was not accepted: %s", name, record.reason)
+                log.warning("baseline %s was not accepted", name)
 
     def _recover(self) -> None:
-        """Re-queue what a previous run left: unvalidated candidates, PENDING evaluations."""
-        for candidate in self.archive.list_candidates(
-            campaign_id=self.campaign_id, status=CandidateStatus.PROPOSED
-        ):
+        """Re-queue what a previous run left: unvalidated candidates, open evaluations."""
+        for candidate in self.ledger.with_status(CandidateStatus.PROPOSED):
             self._validate(candidate)
-        by_id = {c.id: c for c in self.archive.list_candidates(campaign_id=self.campaign_id)}
-        dpo = by_id[self._dpo_id()]
+        dpo = self.ledger.baseline("dpo")
+        if dpo is None or dpo.status not in (CandidateStatus.ACCEPTED, CandidateStatus.EVALUATED):
+            raise RuntimeError("the DPO baseline was not accepted by the sandbox; nothing to score")
         for stage in self.spec.stages:  # every score needs DPO's run of the same seed
             self._queue_stage(dpo, stage, range(stage.seeds))
-        for candidate in by_id.values():  # accepted just before a crash, never queued
-            if candidate.status is CandidateStatus.ACCEPTED:
-                self._queue_stage(candidate, self.spec.stages[0], range(self.spec.stages[0].seeds))
+        first = self.spec.stages[0]
+        for candidate in self.ledger.with_status(CandidateStatus.ACCEPTED):
+            self._queue_stage(candidate, first, range(first.seeds))  # accepted, never queued
         queued = {row_id for _, row_id in self._queued.values()}
-        for row in self.archive.list_evaluations(campaign_id=self.campaign_id):
-            open_row = row.status in (EvaluationStatus.PENDING, EvaluationStatus.RUNNING)
-            if open_row and row.id not in queued:
-                self._submit(by_id[row.candidate_id], row)
-        self._score_pending()
-        for candidate in by_id.values():
-            for stage in self.spec.stages:
-                self._decide(candidate.id, stage.name)
+        for row in self.ledger.open_evaluations():
+            if row.id not in queued:
+                self._submit(self.ledger.candidates[row.candidate_id], row)
+        self._apply(self.cascade.start(dpo.id))
 
     # -- budgets and control -----------------------------------------------------------------
 
-    def _candidate_budget_left(self) -> int:
-        limit = self.spec.budget.candidates
-        if limit is None:
-            return self.spec.proposer.batch_size
-        proposed = sum(
-            1
-            for c in self.archive.list_candidates(campaign_id=self.campaign_id)
-            if c.origin != "baseline"
-        )
-        return limit - proposed
+    def _candidates_left(self) -> int:
+        return self.budget.candidates_left(self.ledger.proposed(), self.spec.proposer.batch_size)
 
-    def _hard_budget_reached(self) -> tuple[CampaignStatus, str] | None:
-        used = self._spent()
-        budget = self.spec.budget
-        checks = (
-            ("wall_time_s", budget.wall_time_s, "wall-time"),
-            ("compute_hours", budget.compute_hours, "compute-hours"),
-            ("llm_dollars", budget.llm_dollars, "LLM-dollar"),
-        )
-        for key, limit, label in checks:
-            if limit is not None and used.get(key, 0.0) >= limit:
-                return CampaignStatus.FINISHED, f"{label} budget reached ({used[key]:.3g})"
-        return None
+    def _hard_limit(self) -> tuple[CampaignStatus, str] | None:
+        reason = self.budget.hard_limit_reached()
+        return (CampaignStatus.FINISHED, reason) if reason else None
 
-    def _external_stop(self) -> tuple[CampaignStatus, str] | None:
+    def _requested_stop(self) -> tuple[CampaignStatus, str] | None:
         status = self.archive.get_campaign(self.campaign_id).status
         if status is CampaignStatus.PAUSED:
             return CampaignStatus.PAUSED, "paused on request; resume with --resume"
@@ -454,111 +376,81 @@ class Engine:
             return CampaignStatus.CANCELLED, "cancelled on request"
         return None
 
-    def _spent(self) -> dict[str, float]:
-        used = dict(self._used)
-        used["wall_time_s"] = used.get("wall_time_s", 0.0) + (self.clock() - self._started)
-        used["llm_dollars"] = self.archive.llm_cost(campaign_id=self.campaign_id)
-        return used
-
-    def _save_budget(self, force: bool = False) -> None:
-        now = self.clock()
-        if force or now - self._saved_at >= _BUDGET_SAVE_S:
-            self.archive.set_budget_used(self.campaign_id, self._spent())
-            self._saved_at = now
-
     def _first_stage_in_flight(self) -> int:
         """Queued first-stage jobs: the bound on proposing. Later stages are few and slow; they
         drain on their own and must not stall the search."""
         first = self.spec.stages[0].name
         return sum(1 for job, _ in self._queued.values() if job.stage == first)
 
-    # -- helpers -----------------------------------------------------------------------------
-
-    def _stage(self, name: str) -> StageSpec:
-        return next(s for s in self.spec.stages if s.name == name)
-
-    def _public_tasks(self, stage: StageSpec) -> list[str]:
-        held_out = stage_tasks(stage.name)
-        return [t for t in stage.task_names() if not held_out.get(t, False)]
-
-    def _dpo_id(self) -> int:
-        if not hasattr(self, "_dpo"):
-            self._dpo = next(
-                c.id
-                for c in self.archive.list_candidates(campaign_id=self.campaign_id)
-                if c.origin == "baseline" and c.name == "dpo"
-            )
-        return self._dpo
+    # -- what the proposer and displays see --------------------------------------------------
 
     def _members(self) -> list[Member]:
-        first = self.spec.stages[0]
-        public = self._public_tasks(first)
-        by_candidate: dict[int, list[EvaluationRecord]] = {}
-        for e in self.archive.list_evaluations(campaign_id=self.campaign_id):
-            by_candidate.setdefault(e.candidate_id, []).append(e)
+        first = self.spec.stages[0].name
         members = []
-        for c in self.archive.list_candidates(campaign_id=self.campaign_id):
-            if c.status in (CandidateStatus.ACCEPTED, CandidateStatus.EVALUATED):
-                score = stage_score(by_candidate.get(c.id, []), stage=first.name, tasks=public)
-                members.append(
-                    Member(
-                        id=c.id,
-                        name=c.name,
-                        code=c.source,
-                        island=c.island or 0,
-                        score=score.score,
-                        genome=(c.provenance or {}).get("genome"),
-                    )
+        for c in self.ledger.with_status(CandidateStatus.ACCEPTED, CandidateStatus.EVALUATED):
+            score = self.cascade.scores.get((c.id, first))
+            members.append(
+                Member(
+                    id=c.id,
+                    name=c.name,
+                    code=c.source,
+                    island=c.island or 0,
+                    score=score.score if score else None,
+                    genome=(c.provenance or {}).get("genome"),
                 )
-        return members
+            )
+        return sorted(members, key=lambda m: m.id)
 
     def _recent_failures(self, k: int = 5) -> tuple[Failure, ...]:
-        rejected = self.archive.list_candidates(
-            campaign_id=self.campaign_id, status=CandidateStatus.REJECTED
-        )
+        rejected = sorted(self.ledger.with_status(CandidateStatus.REJECTED), key=lambda c: c.id)
         return tuple(
             Failure(name=c.name, code=c.source, reason=c.reason or "") for c in rejected[-k:][::-1]
         )
 
-    def _proposal_calls(self) -> int:
-        events = self.archive.list_events(
-            campaign_id=self.campaign_id, limit=10**9, kind="proposal"
-        )
-        return len(events)
-
-    def _decisions(self) -> set[tuple[int, str]]:
-        events = self.archive.list_events(
-            campaign_id=self.campaign_id, limit=10**9, kind="stage_done"
-        )
-        return {(e.payload["candidate"], e.payload["stage"]) for e in events}
-
-    def _record_decision(
-        self, candidate_id: int, stage: str, *, promoted: bool, score: float | None
-    ) -> None:
-        self._decided.add((candidate_id, stage))
-        self._event(
-            "stage_done",
-            {"candidate": candidate_id, "stage": stage, "promoted": promoted, "score": score},
-        )
-
-    def _event(self, kind: str, payload: dict[str, object]) -> None:
-        self.archive.append_event(campaign_id=self.campaign_id, kind=kind, payload=payload)
-
-    def _notify(self, status: str = "RUNNING") -> None:
-        if self.observer is None:
+    def _notify(self, status: str = "RUNNING", *, force: bool = False) -> None:
+        now = self.clock()
+        if self.observer is None or (not force and now - self._notified_at < _NOTIFY_EVERY_S):
             return
-        members = self._members()
-        best = max((m for m in members if m.score is not None), key=lambda m: m.score, default=None)
-        counts = self.archive.count_candidates(campaign_id=self.campaign_id)
+        self._notified_at = now
+        counts: dict[str, int] = {}
+        for c in self.ledger.candidates.values():
+            counts[str(c.status)] = counts.get(str(c.status), 0) + 1
+        open_by_stage: dict[str, int] = {}
+        for job, _ in self._queued.values():
+            open_by_stage[job.stage] = open_by_stage.get(job.stage, 0) + 1
+        stages = []
+        for stage in self.spec.stages:
+            finished = sum(1 for (_, name) in self.cascade.scores if name == stage.name)
+            done = sum(
+                1
+                for e in self.ledger.evaluations.values()
+                if e.stage == stage.name and e.status not in OPEN
+            )
+            stages.append(
+                StageProgress(stage.name, finished, open_by_stage.get(stage.name, 0), done)
+            )
+        best = self.cascade.best()
         self.observer(
             Progress(
                 campaign_id=self.campaign_id,
                 status=status,
-                candidates=sum(v for k, v in counts.items()) - len(self.spec.baselines),
-                counts={str(k): v for k, v in counts.items()},
+                candidates=self.ledger.proposed(),
+                counts=counts,
                 in_flight=self.dispatcher.in_flight,
-                best_name=best.name if best else None,
-                best_score=best.score if best else None,
-                budget_used=self._spent(),
+                best_name=self.ledger.candidates[best[1]].name if best else None,
+                best_score=best[2].score if best else None,
+                best_spread=best[2].spread if best else 0.0,
+                best_stage=best[0] if best else None,
+                stages=stages,
+                budget_used=self.budget.spent(),
+                budget_limits=self.budget.limits(),
             )
         )
+
+    # -- archive writes that keep the ledger current -----------------------------------------
+
+    def _update(self, candidate_id: int, **fields: object) -> CandidateRecord:
+        return self.ledger.put_candidate(self.archive.update_candidate(candidate_id, **fields))
+
+    def _event(self, kind: str, payload: dict[str, object]) -> None:
+        self.archive.append_event(campaign_id=self.campaign_id, kind=kind, payload=payload)

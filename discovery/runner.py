@@ -8,13 +8,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from discovery.archive import Archive, CampaignStatus, open_archive
-from discovery.engine import Engine, Progress
+from discovery.engine import Engine
+from discovery.progress import Progress
 from discovery.proposers.base import Proposer
 from discovery.proposers.evolve import EvolveConfig, EvolveProposer
 from discovery.scores import LeaderboardRow, leaderboard
@@ -69,22 +71,29 @@ def run_campaign(
     dispatcher = RayDispatcher(
         DispatchConfig(address=config.ray_address, local_num_cpus=config.local_num_cpus)
     )
-    dispatcher.start()
+    sandbox = Sandbox(config.sandbox)
     try:
-        with Sandbox(config.sandbox) as sandbox:
-            engine = Engine(
-                campaign_id=campaign_id,
-                spec=spec,
-                archive=archive,
-                sandbox=sandbox,
-                dispatcher=dispatcher,
-                proposer=build_proposer(spec.proposer, proposer_rng),
-                rng=engine_rng,
-                stage_extra={"tinylm": {"cache_dir": str(config.cache_dir / "tinylm")}},
-                observer=observer,
-            )
-            return engine.run()
+        # Ray and the sandbox each take seconds to start: start them side by side, and let Ray's
+        # workers import the evaluator meanwhile.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            sandbox_started = pool.submit(sandbox.start)
+            dispatcher.start()
+            dispatcher.warm_up()
+            sandbox_started.result()
+        engine = Engine(
+            campaign_id=campaign_id,
+            spec=spec,
+            archive=archive,
+            sandbox=sandbox,
+            dispatcher=dispatcher,
+            proposer=build_proposer(spec.proposer, proposer_rng),
+            rng=engine_rng,
+            stage_extra={"tinylm": {"cache_dir": str(config.cache_dir / "tinylm")}},
+            observer=observer,
+        )
+        return engine.run()
     finally:
+        sandbox.close()
         dispatcher.close()
         archive.engine.dispose()
 

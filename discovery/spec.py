@@ -41,6 +41,14 @@ class StageSpec(_Strict):
     promote_fraction: float = Field(
         0.25, gt=0, le=1, description="Best fraction of this stage promoted to the next."
     )
+    elites: int = Field(3, ge=1, le=64, description="How many of the stage's best count as elites.")
+    elite_seeds: int | None = Field(
+        None,
+        ge=2,
+        le=32,
+        description="Seeds per task an elite is re-evaluated with at this stage (more than "
+        "`seeds`); unset: no re-evaluation.",
+    )
     config: dict[str, Any] = Field(
         default_factory=dict, description="Stage config fields (BanditConfig / TinyLMConfig)."
     )
@@ -51,6 +59,11 @@ class StageSpec(_Strict):
         unknown = [t for t in self.tasks or [] if t not in known]
         if unknown:
             raise ValueError(f"unknown {self.name} tasks {unknown}; known: {sorted(known)}")
+        if self.elite_seeds is not None and self.elite_seeds <= self.seeds:
+            raise ValueError(
+                f"elite_seeds ({self.elite_seeds}) must exceed seeds ({self.seeds}): elites are "
+                "re-evaluated with more seeds than the field"
+            )
         return self
 
     def task_names(self) -> list[str]:

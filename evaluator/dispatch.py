@@ -48,6 +48,13 @@ def _run_job_task(job: EvalJob) -> RunResult:
     return run_job(job)
 
 
+@ray.remote
+def _warm_up() -> None:
+    # Nothing to do: unpickling this function imports this module, and with it torch, transformers
+    # and the stages, which is what a worker's first real task would otherwise wait for.
+    return None
+
+
 @dataclass
 class _Pending:
     job: EvalJob
@@ -60,6 +67,7 @@ class RayDispatcher:
     def __init__(self, config: DispatchConfig) -> None:
         self.config = config
         self._pending: dict[ray.ObjectRef, _Pending] = {}
+        self._warming: list[ray.ObjectRef] = []  # warm-up tasks, never waited for
         self._started_here = False
 
     def start(self) -> None:
@@ -76,6 +84,14 @@ class RayDispatcher:
                 _node_ip_address="127.0.0.1",
             )
             self._started_here = True
+
+    def warm_up(self) -> None:
+        """Start one worker per CPU now and let each import the evaluator, without waiting:
+        the first real jobs then find workers ready."""
+        cpus = int(ray.available_resources().get("CPU", 0) // max(self.config.num_cpus, 1e-3))
+        self._warming = [
+            _warm_up.options(num_cpus=self.config.num_cpus).remote() for _ in range(cpus)
+        ]
 
     def close(self) -> None:
         for ref in list(self._pending):
@@ -102,12 +118,12 @@ class RayDispatcher:
         """Results of the jobs that finished within `timeout_s` (or timed out), oldest first."""
         if not self._pending:
             return []
-        ready, _ = ray.wait(
-            list(self._pending),
-            num_returns=len(self._pending),
-            timeout=timeout_s,
-            fetch_local=True,
-        )
+        refs = list(self._pending)
+        # Wait for the first result only, then take whatever else is ready: waiting for all of
+        # them would hold finished results (and idle workers) until the timeout.
+        ready, _ = ray.wait(refs, num_returns=1, timeout=timeout_s, fetch_local=True)
+        if ready:
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0, fetch_local=True)
         done = [(self._pending.pop(ref).job, self._result(ref)) for ref in ready]
         done.extend(self._expire())
         return done

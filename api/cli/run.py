@@ -12,7 +12,7 @@ from rich.table import Table
 
 from api.settings import Settings
 from discovery.archive import CampaignStatus, NotFoundError, open_archive
-from discovery.engine import Progress
+from discovery.progress import Progress
 from discovery.runner import RunnerConfig, campaign_leaderboard, create_campaign, run_campaign
 from discovery.spec import SpecError, load_spec
 
@@ -27,19 +27,36 @@ def _runner(settings: Settings) -> RunnerConfig:
 
 def _progress_table(p: Progress) -> Table:
     table = Table(title=f"campaign {p.campaign_id}: {p.status}", show_header=False)
-    table.add_row(
-        "candidates by status", ", ".join(f"{k} {v}" for k, v in sorted(p.counts.items()))
-    )
-    table.add_row("evaluations in flight", str(p.in_flight))
-    best = f"{p.best_name} ({p.best_score:+.4f} vs DPO)" if p.best_name else "-"
-    table.add_row("best so far (first stage)", best)
-    used = p.budget_used
-    table.add_row(
-        "budget used",
-        f"{used.get('wall_time_s', 0):.0f} s wall, {used.get('compute_hours', 0):.3f} CPU-h, "
-        f"${used.get('llm_dollars', 0):.2f} LLM",
-    )
+    limit = p.budget_limits.get("candidates")
+    table.add_row("candidates proposed", f"{p.candidates}" + (f" / {limit:g}" if limit else ""))
+    table.add_row("by status", ", ".join(f"{k.lower()} {v}" for k, v in sorted(p.counts.items())))
+    for stage in p.stages:
+        table.add_row(
+            f"stage {stage.name}",
+            f"{stage.finished} candidates scored, {stage.done} runs finished, "
+            f"{stage.in_flight} queued or running",
+        )
+    if p.best_name is not None and p.best_score is not None:
+        best = f"{p.best_name}: {p.best_score:+.4f} ± {p.best_spread:.4f} vs DPO at {p.best_stage}"
+    else:
+        best = "-"
+    table.add_row("best discovered", best)
+    table.add_row("budget used", _budget_line(p.budget_used, p.budget_limits))
     return table
+
+
+def _budget_line(used: dict[str, float], limits: dict[str, float]) -> str:
+    parts = []
+    for key, unit, fmt in (
+        ("wall_time_s", "s wall", "{:.0f}"),
+        ("compute_hours", "CPU-h", "{:.3f}"),
+        ("llm_dollars", "$ LLM", "{:.2f}"),
+    ):
+        text = fmt.format(used.get(key, 0.0))
+        if key in limits:
+            text += " / " + fmt.format(limits[key])
+        parts.append(f"{text} {unit}")
+    return ", ".join(parts)
 
 
 @click.command()

@@ -10,7 +10,8 @@ import pytest
 import ray
 
 from discovery.archive import Archive, CampaignStatus, open_archive
-from discovery.engine import Engine, Progress
+from discovery.engine import Engine
+from discovery.progress import Progress
 from discovery.proposers.base import Proposer
 from discovery.runner import build_proposer, create_campaign
 from discovery.spec import CampaignSpec, parse_spec

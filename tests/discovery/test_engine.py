@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from discovery.archive import Archive, CampaignStatus, CandidateStatus, EvaluationStatus
-from discovery.engine import Progress
+from discovery.progress import Progress
 from discovery.proposers.base import Proposal, ProposalContext
 from tests.discovery.conftest import RunEngine, small_spec
 
@@ -52,6 +52,10 @@ class ScriptedProposer:
             )
             for name, code in self.script.pop(0)[:n]
         ]
+
+
+def dpo_id(archive: Archive, campaign_id: int) -> int:
+    return next(c.id for c in archive.list_candidates(campaign_id=campaign_id) if c.name == "dpo")
 
 
 def _done_twice(archive: Archive, campaign_id: int) -> list[tuple[int, str, str, int]]:
@@ -128,19 +132,32 @@ def test_the_cascade_promotes_the_best_fraction(run_engine: RunEngine, store: Ar
     )
     cid, status = run_engine(spec)
     assert status is CampaignStatus.FINISHED
-    decisions = {
+    finished = {
         e.payload["candidate"]: e.payload
         for e in store.list_events(campaign_id=cid, kind="stage_done", limit=1000)
         if e.payload["stage"] == "bandit"
     }
-    promoted = {c for c, d in decisions.items() if d["promoted"]}
+    promotions = [
+        e.payload
+        for e in store.list_events(campaign_id=cid, kind="promoted", limit=1000)
+        if e.payload["from"] == "bandit"
+    ]
+    promoted = {p["candidate"] for p in promotions}
     assert promoted, "someone reaches the second stage"
-    assert len(promoted) < len(decisions)  # and not everyone
+    assert len(promoted) < len(finished)  # and not everyone
+    # Asynchronous successive halving: each was in the top half of the field when promoted, and
+    # never from a field too small to rank it.
+    for p in promotions:
+        assert 1 <= p["rank"] <= max(1, p["field"] // 2)
+    # The best of the stage always goes on.
+    scored = {c: p["score"] for c, p in finished.items() if p["score"] is not None}
+    scored.pop(dpo_id(store, cid))
+    assert max(scored, key=lambda c: scored[c]) in promoted
     reached = {
         e.candidate_id for e in store.list_evaluations(campaign_id=cid) if e.stage == "tinylm"
     }
-    dpo = next(c.id for c in store.list_candidates(campaign_id=cid) if c.name == "dpo")
-    assert reached == promoted | {dpo}  # DPO runs every stage: the scores are relative to it
+    # DPO runs every stage: the scores are relative to it.
+    assert reached == promoted | {dpo_id(store, cid)}
     assert _done_twice(store, cid) == []
 
 
@@ -181,3 +198,35 @@ def test_a_wall_time_budget_stops_cleanly_with_state_saved(
     # Nothing was lost: every evaluation is finished or still queued for a resume.
     for e in store.list_evaluations(campaign_id=cid):
         assert e.status in (EvaluationStatus.DONE, EvaluationStatus.PENDING)
+
+
+def test_elites_are_re_evaluated_with_more_seeds(run_engine: RunEngine, store: Archive) -> None:
+    spec = small_spec(
+        stages=[
+            {
+                "name": "bandit",
+                "tasks": ["tabular"],
+                "seeds": 1,
+                "elites": 2,
+                "elite_seeds": 3,
+                "config": {"max_steps": 30},
+            }
+        ],
+        budget={"candidates": 6},
+    )
+    cid, status = run_engine(spec)
+    assert status is CampaignStatus.FINISHED
+    seeds = {
+        c.name: sorted(e.seed for e in store.list_evaluations(candidate_id=c.id))
+        for c in store.list_candidates(campaign_id=cid)
+        if c.status is CandidateStatus.EVALUATED
+    }
+    elites = [e.payload["candidate"] for e in store.list_events(campaign_id=cid, kind="elite")]
+    assert len(elites) >= 2  # the two best, and any that overtook them on more seeds
+    assert seeds["dpo"] == [0, 1, 2]  # every extra seed is paired with DPO's run of it
+    by_id = {c.id: c.name for c in store.list_candidates(campaign_id=cid)}
+    for elite in elites:
+        assert seeds[by_id[elite]] == [0, 1, 2]
+    others = [n for n in seeds if n != "dpo" and n not in {by_id[e] for e in elites}]
+    assert others and all(seeds[n] == [0] for n in others)
+    assert _done_twice(store, cid) == []

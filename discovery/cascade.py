@@ -1,0 +1,273 @@
+"""The evaluation cascade: scores vs DPO, finished stages, promotion and elite re-evaluation.
+
+Every evaluation is scored as the candidate's stage metric minus DPO's on the same (stage, task,
+seed), as soon as both have finished. A candidate has finished a stage when none of its runs there
+is open and every finished one is scored; its stage score is the mean over seeds of the per-seed
+score averaged over the stage's public tasks (held-out tasks never decide anything).
+
+Promotion is asynchronous successive halving (ASHA, arXiv 1810.05934): whenever a candidate
+finishes a stage, the best `floor(promote_fraction * n)` of the `n` candidates that have finished
+it are promoted to the next stage, if they are not already. A candidate that did not make the cut
+when it finished can still be promoted later as the field grows, and none is promoted from a field
+too small to rank it; once nothing more can join a stage, a final pass promotes at least one.
+Elites: the best `elites` candidates of a stage with `elite_seeds` set are re-evaluated there
+with seeds up to `elite_seeds` (DPO too, since scores are paired), so the top of the leaderboard
+rests on more seeds than the field.
+
+All decisions are written to the archive before the engine acts on them; on resume everything is
+derived again from stored evaluations (promoted = has evaluations at the next stage; elite = has
+seeds beyond the stage's `seeds`), so nothing is decided twice. The cascade queues nothing itself:
+it returns `Queue` actions for the engine.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from discovery.archive import Archive, CandidateStatus, EvaluationRecord, EvaluationStatus
+from discovery.ledger import OPEN, Ledger
+from discovery.scores import stage_score
+from discovery.spec import CampaignSpec, StageSpec
+from evaluator.compare import stage_tasks
+from evaluator.scoring import SCORE_METRICS, StageScore
+
+
+@dataclass(frozen=True)
+class Queue:
+    """Evaluate `candidate_id` at `stage` with these seeds (those it already has are skipped)."""
+
+    candidate_id: int
+    stage: StageSpec
+    seeds: range
+
+
+class Cascade:
+    def __init__(
+        self, *, campaign_id: int, spec: CampaignSpec, ledger: Ledger, archive: Archive
+    ) -> None:
+        self.campaign_id = campaign_id
+        self.spec = spec
+        self.ledger = ledger
+        self.archive = archive
+        # Stage scores of candidates at the last time they finished the stage: the field
+        # promotion and elites rank. (candidate id, stage name) -> score.
+        self.scores: dict[tuple[int, str], StageScore] = {}
+        self._reported: set[tuple[int, str, int]] = set()  # stage_done events written
+        # Decisions taken by this cascade, (candidate id, stage name): promoted *from* the stage,
+        # elected at it. Before they are acted on only memory holds them; after, the ledger does.
+        self._promoted: set[tuple[int, str]] = set()
+        self._elected: set[tuple[int, str]] = set()
+        self.dpo_id = -1  # set by `start`, once the baselines are stored
+
+    # -- start -------------------------------------------------------------------------------
+
+    def start(self, dpo_id: int) -> list[Queue]:
+        """Catch up with what is stored (a resume): score, finish stages, then promote."""
+        self.dpo_id = dpo_id
+        for event in self.archive.list_events(
+            campaign_id=self.campaign_id, kind="stage_done", limit=10**9
+        ):
+            p = event.payload
+            self._reported.add((p["candidate"], p["stage"], p.get("seeds", 0)))
+        for row in list(self.ledger.evaluations.values()):
+            self.score(row)
+        for candidate_id in list(self.ledger.candidates):
+            for stage in self.spec.stages:
+                self._finish_stage(candidate_id, stage)
+        return [q for stage in self.spec.stages for q in self._promote_and_elect(stage)]
+
+    # -- a finished evaluation ---------------------------------------------------------------
+
+    def finished(self, row: EvaluationRecord) -> list[Queue]:
+        """Everything that follows from `row` having finished: scores, stages, promotions."""
+        touched = {(row.candidate_id, row.stage)}
+        touched |= {(e.candidate_id, e.stage) for e in self.score(row)}
+        changed = {
+            stage_name
+            for candidate_id, stage_name in touched
+            if self._finish_stage(candidate_id, self.stage(stage_name))
+        }
+        return [
+            q
+            for stage in self.spec.stages
+            if stage.name in changed
+            for q in self._promote_and_elect(stage)
+        ]
+
+    def score(self, row: EvaluationRecord) -> list[EvaluationRecord]:
+        """Score the DONE rows that `row` makes scorable (itself, or all of a key when it is
+        DPO's); returns them as stored."""
+        if row.status is not EvaluationStatus.DONE:
+            return []
+        key = (row.stage, row.task, row.seed)
+        runs = self.ledger.at(key)
+        dpo = next(
+            (
+                e
+                for e in runs
+                if e.candidate_id == self.dpo_id and e.status is EvaluationStatus.DONE
+            ),
+            None,
+        )
+        if dpo is None:
+            return []
+        waiting = [row] if row.candidate_id != self.dpo_id else runs
+        metric = self.metric(row.stage)
+        scored = []
+        for e in waiting:
+            if e.status is EvaluationStatus.DONE and e.score is None:
+                stored = self.archive.set_score(e.id, e.metrics[metric] - dpo.metrics[metric])
+                scored.append(self.ledger.put_evaluation(stored))
+        return scored
+
+    def _finish_stage(self, candidate_id: int, stage: StageSpec) -> bool:
+        """If the candidate has just finished `stage`, record it; True when its score changed."""
+        mine = self.ledger.of(candidate_id, stage.name)
+        if not mine or any(e.status in OPEN for e in mine):
+            return False  # not entitled to the stage, or still running
+        if any(e.status is EvaluationStatus.DONE and e.score is None for e in mine):
+            return False  # waits for DPO's run of the same seed
+        score = stage_score(mine, stage=stage.name, tasks=self.public_tasks(stage))
+        seeds = len({e.seed for e in mine})
+        before = self.scores.get((candidate_id, stage.name))
+        if score.score is not None:
+            self.scores[(candidate_id, stage.name)] = score
+        self._set_status(candidate_id, stage, score, mine)
+        if (candidate_id, stage.name, seeds) not in self._reported:
+            self._reported.add((candidate_id, stage.name, seeds))
+            self._event(
+                "stage_done",
+                {
+                    "candidate": candidate_id,
+                    "stage": stage.name,
+                    "seeds": seeds,
+                    "score": score.score,
+                    "spread": score.spread,
+                },
+            )
+        return score.score is not None and score != before
+
+    def _set_status(
+        self,
+        candidate_id: int,
+        stage: StageSpec,
+        score: StageScore,
+        mine: list[EvaluationRecord],
+    ) -> None:
+        candidate = self.ledger.candidates[candidate_id]
+        if score.score is not None:
+            if candidate.status is CandidateStatus.ACCEPTED:
+                stored = self.archive.update_candidate(
+                    candidate_id, status=CandidateStatus.EVALUATED
+                )
+                self.ledger.put_candidate(stored)
+            return
+        if any(cid == candidate_id for cid, _ in self.scores):
+            return  # scored at another stage: it stays EVALUATED; the runs keep their reasons
+        if candidate.status is CandidateStatus.FAILED:
+            return
+        failed = [e for e in mine if e.status is not EvaluationStatus.DONE]
+        reason = failed[0].reason if failed else "no seed finished every public task"
+        stored = self.archive.update_candidate(
+            candidate_id, status=CandidateStatus.FAILED, reason=f"{stage.name}: {reason}"
+        )
+        self.ledger.put_candidate(stored)
+
+    # -- promotion and elites ----------------------------------------------------------------
+
+    def _field(self, stage: StageSpec) -> list[tuple[float, int]]:
+        """(score, candidate id) of the candidates that finished `stage`, best first (DPO, the
+        yardstick, is not in the race). Ties go to the older candidate."""
+        field = [
+            (s.score, cid)
+            for (cid, name), s in self.scores.items()
+            if name == stage.name and cid != self.dpo_id and s.score is not None
+        ]
+        return sorted(field, key=lambda t: (-t[0], t[1]))
+
+    def _promote_and_elect(self, stage: StageSpec, *, final: bool = False) -> list[Queue]:
+        return self._promote(stage, final=final) + self._elect(stage)
+
+    def _promote(self, stage: StageSpec, *, final: bool = False) -> list[Queue]:
+        index = self.spec.stages.index(stage)
+        if index + 1 >= len(self.spec.stages):
+            return []
+        following = self.spec.stages[index + 1]
+        field = self._field(stage)
+        keep = math.floor(stage.promote_fraction * len(field))
+        if final and field:
+            keep = max(1, keep)
+        actions = []
+        for rank, (score, cid) in enumerate(field[:keep], 1):
+            if (cid, stage.name) in self._promoted or self.ledger.of(cid, following.name):
+                continue  # promoted before
+            self._promoted.add((cid, stage.name))
+            actions.append(Queue(cid, following, range(following.seeds)))
+            self._event(
+                "promoted",
+                {
+                    "candidate": cid,
+                    "from": stage.name,
+                    "to": following.name,
+                    "score": score,
+                    "rank": rank,
+                    "field": len(field),
+                },
+            )
+        return actions
+
+    def _elect(self, stage: StageSpec) -> list[Queue]:
+        if stage.elite_seeds is None:
+            return []
+        extra = range(stage.seeds, stage.elite_seeds)
+        actions = []
+        for score, cid in self._field(stage)[: stage.elites]:
+            mine = self.ledger.of(cid, stage.name)
+            if (cid, stage.name) in self._elected or any(e.seed >= stage.seeds for e in mine):
+                continue  # re-evaluated before
+            self._elected.add((cid, stage.name))
+            # DPO's runs of the extra seeds first: every score is paired with one.
+            actions += [Queue(self.dpo_id, stage, extra), Queue(cid, stage, extra)]
+            self._event(
+                "elite",
+                {"candidate": cid, "stage": stage.name, "score": score, "seeds": len(extra)},
+            )
+        return actions
+
+    def final_pass(self) -> list[Queue]:
+        """Once nothing more can join any stage: promote at least one from each field."""
+        for stage in self.spec.stages:
+            actions = self._promote(stage, final=True)
+            if actions:
+                return actions  # later stages are decided when these finish
+        return []
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def stage(self, name: str) -> StageSpec:
+        return next(s for s in self.spec.stages if s.name == name)
+
+    def metric(self, stage_name: str) -> str:
+        """The metric a stage ranks by (higher is better)."""
+        return SCORE_METRICS[stage_name]
+
+    def public_tasks(self, stage: StageSpec) -> list[str]:
+        held_out = stage_tasks(stage.name)
+        return [t for t in stage.task_names() if not held_out.get(t, False)]
+
+    def best(self) -> tuple[str, int, StageScore] | None:
+        """(stage, candidate id, score) of the best proposed candidate at the furthest stage any
+        proposed candidate has finished."""
+        for stage in reversed(self.spec.stages):
+            field = [
+                (cid, self.scores[(cid, stage.name)])
+                for _, cid in self._field(stage)
+                if self.ledger.candidates[cid].origin != "baseline"
+            ]
+            if field:
+                return stage.name, field[0][0], field[0][1]
+        return None
+
+    def _event(self, kind: str, payload: dict[str, object]) -> None:
+        self.archive.append_event(campaign_id=self.campaign_id, kind=kind, payload=payload)

@@ -1,0 +1,186 @@
+"""The cascade on a real SQLite archive: scores vs DPO, successive halving, elites, resume."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from discovery.archive import Archive, CandidateStatus, EvaluationStatus
+from discovery.cascade import Cascade, Queue
+from discovery.ledger import Ledger
+from discovery.spec import CampaignSpec, parse_spec
+from tests.factories import DPO_SOURCE, make_campaign
+
+
+def two_stage_spec(**bandit: object) -> CampaignSpec:
+    return parse_spec(
+        {
+            "name": "cascade",
+            "stages": [
+                {"name": "bandit", "tasks": ["tabular"], "seeds": 1, **bandit},
+                {"name": "tinylm", "tasks": ["arithmetic"], "seeds": 1},
+            ],
+            "budget": {"candidates": 10},
+        }
+    )
+
+
+@dataclass
+class World:
+    """A campaign in the archive, its ledger, and a cascade over them."""
+
+    archive: Archive
+    spec: CampaignSpec
+    campaign_id: int
+    ledger: Ledger
+    cascade: Cascade
+
+    def candidate(self, name: str, origin: str = "evolve") -> int:
+        record = self.archive.add_candidate(
+            campaign_id=self.campaign_id, name=name, source=DPO_SOURCE, origin=origin
+        )
+        accepted = self.archive.update_candidate(record.id, status=CandidateStatus.ACCEPTED)
+        return self.ledger.put_candidate(accepted).id
+
+    def run(self, candidate_id: int, area: float, *, seed: int = 0) -> list[Queue]:
+        """A bandit run of `candidate_id` finishes with frontier area `area`."""
+        row = self.archive.add_evaluation(
+            candidate_id=candidate_id, stage="bandit", task="tabular", seed=seed
+        )
+        self.ledger.put_evaluation(row)
+        done = self.archive.finish_evaluation(
+            row.id, status=EvaluationStatus.DONE, metrics={"frontier/area": area}
+        )
+        return self.cascade.finished(self.ledger.put_evaluation(done))
+
+    def fresh(self) -> World:
+        """What a resumed engine would build from the same archive."""
+        ledger = Ledger()
+        ledger.put_candidates(self.archive.list_candidates(campaign_id=self.campaign_id))
+        ledger.put_evaluations(self.archive.list_evaluations(campaign_id=self.campaign_id))
+        cascade = Cascade(
+            campaign_id=self.campaign_id, spec=self.spec, ledger=ledger, archive=self.archive
+        )
+        return World(self.archive, self.spec, self.campaign_id, ledger, cascade)
+
+
+@pytest.fixture
+def world(store: Archive) -> World:
+    return build(store, two_stage_spec(promote_fraction=0.5))
+
+
+def build(store: Archive, spec: CampaignSpec) -> World:
+    campaign = make_campaign(store)
+    ledger = Ledger()
+    cascade = Cascade(campaign_id=campaign.id, spec=spec, ledger=ledger, archive=store)
+    w = World(store, spec, campaign.id, ledger, cascade)
+    dpo = w.candidate("dpo", origin="baseline")
+    assert cascade.start(dpo) == []
+    assert w.run(dpo, 0.5) == []  # DPO is the yardstick, never promoted
+    return w
+
+
+def promoted(actions: list[Queue]) -> list[int]:
+    return [a.candidate_id for a in actions if a.stage.name == "tinylm"]
+
+
+def test_scores_are_paired_differences_with_dpo(world: World) -> None:
+    a = world.candidate("a")
+    world.run(a, 0.8)
+    [row] = world.ledger.of(a, "bandit")
+    assert row.score == pytest.approx(0.3)
+    assert world.cascade.scores[(a, "bandit")].score == pytest.approx(0.3)
+    assert world.archive.get_candidate(a).status is CandidateStatus.EVALUATED
+
+
+def test_a_run_waits_for_dpo_of_the_same_seed(world: World) -> None:
+    a = world.candidate("a")
+    assert world.run(a, 0.9, seed=5) == []  # DPO has no seed 5: nothing to compare with
+    assert world.ledger.of(a, "bandit")[0].score is None
+    assert (a, "bandit") not in world.cascade.scores
+    assert world.run(world.cascade.dpo_id, 0.4, seed=5) == []  # DPO's run scores the waiting one
+    assert world.ledger.of(a, "bandit")[0].score == pytest.approx(0.5)
+
+
+def test_successive_halving_waits_for_a_field_and_promotes_late(world: World) -> None:
+    a, b, c, d = (world.candidate(n) for n in "abcd")
+    assert world.run(a, 0.8) == []  # a field of one ranks nothing
+    assert promoted(world.run(b, 0.6)) == [a]  # top half of two
+    assert promoted(world.run(c, 1.0)) == [c]  # c leads a field of three: top 1 is c
+    assert promoted(world.run(d, 0.1)) == []  # top 2 of four: c and a, both already promoted
+    events = world.archive.list_events(campaign_id=world.campaign_id, kind="promoted")
+    assert [(e.payload["candidate"], e.payload["rank"], e.payload["field"]) for e in events] == [
+        (a, 1, 2),
+        (c, 1, 3),
+    ]
+
+
+def test_a_candidate_left_out_early_is_promoted_when_the_field_grows(world: World) -> None:
+    a, b, c, d = (world.candidate(n) for n in "abcd")
+    world.run(a, 0.9)
+    assert promoted(world.run(b, 0.7)) == [a]
+    assert promoted(world.run(c, 0.2)) == []  # top 1 of three: a
+    assert promoted(world.run(d, 0.1)) == [b]  # top 2 of four: b's turn
+
+
+def test_the_final_pass_promotes_at_least_one(store: Archive) -> None:
+    world = build(store, two_stage_spec(promote_fraction=0.25))
+    a, b = world.candidate("a"), world.candidate("b")
+    assert world.run(a, 0.7) == [] and world.run(b, 0.6) == []  # floor(0.25 * 2) = 0
+    assert promoted(world.cascade.final_pass()) == [a]
+    assert world.cascade.final_pass() == []  # once
+
+
+def test_elites_get_more_seeds_and_dpo_runs_them_too(store: Archive) -> None:
+    world = build(store, two_stage_spec(promote_fraction=0.5, elites=1, elite_seeds=3))
+    a, b = world.candidate("a"), world.candidate("b")
+    actions = world.run(a, 0.9)
+    assert [(q.candidate_id, q.stage.name, q.seeds) for q in actions] == [
+        (world.cascade.dpo_id, "bandit", range(1, 3)),
+        (a, "bandit", range(1, 3)),
+    ]
+    assert world.run(b, 0.6) == [Queue(a, world.spec.stages[1], range(1))]  # b is no elite
+    # The extra seeds refine a's score: it is now the mean over three paired seeds.
+    world.run(world.cascade.dpo_id, 0.5, seed=1)
+    world.run(world.cascade.dpo_id, 0.5, seed=2)
+    world.run(a, 0.5, seed=1)
+    world.run(a, 0.6, seed=2)
+    score = world.cascade.scores[(a, "bandit")]
+    assert score.seeds == 3
+    assert score.score == pytest.approx((0.4 + 0.0 + 0.1) / 3)
+
+
+def test_a_resumed_cascade_repeats_no_decision(world: World) -> None:
+    a, b = world.candidate("a"), world.candidate("b")
+    world.run(a, 0.9)
+    assert promoted(world.run(b, 0.7)) == [a]
+    # The promotion was acted on before the crash: a has its tinylm run stored.
+    world.ledger.put_evaluation(
+        world.archive.add_evaluation(candidate_id=a, stage="tinylm", task="arithmetic", seed=0)
+    )
+    again = world.fresh()
+    assert again.cascade.start(world.cascade.dpo_id) == []
+    assert again.cascade.scores == world.cascade.scores
+
+
+def test_a_resumed_cascade_acts_on_a_decision_lost_in_a_crash(world: World) -> None:
+    a, b = world.candidate("a"), world.candidate("b")
+    world.run(a, 0.9)
+    assert promoted(world.run(b, 0.7)) == [a]  # ... and the engine died before queueing it
+    again = world.fresh()
+    assert promoted(again.cascade.start(world.cascade.dpo_id)) == [a]
+
+
+def test_a_candidate_whose_runs_all_failed_is_failed_with_the_reason(world: World) -> None:
+    a = world.candidate("a")
+    row = world.ledger.put_evaluation(
+        world.archive.add_evaluation(candidate_id=a, stage="bandit", task="tabular", seed=0)
+    )
+    failed = world.archive.finish_evaluation(
+        row.id, status=EvaluationStatus.NAN_LOSS, reason="loss is non-finite at step 3"
+    )
+    assert world.cascade.finished(world.ledger.put_evaluation(failed)) == []
+    candidate = world.archive.get_candidate(a)
+    assert candidate.status is CandidateStatus.FAILED
+    assert candidate.reason == "bandit: loss is non-finite at step 3"
