@@ -45,7 +45,7 @@ from evaluator.compare import stage_tasks
 from evaluator.dispatch import RayDispatcher
 from evaluator.jobs import EvalJob
 from evaluator.results import RunResult
-from evaluator.scoring import SCORE_METRICS
+from evaluator.scoring import score_metric
 from sandbox import Candidate, Sandbox, Verdict
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,8 @@ class Engine:
         self.observer = observer
         self.clock = clock
         self.population = Population(**spec.population.model_dump())
+        # The metric each stage ranks by (the hf stage's depends on its scoring config).
+        self.metrics = {s.name: score_metric(s.name, s.config) for s in spec.stages}
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -171,7 +173,7 @@ class Engine:
             inspirations=inspirations,
             failures=self._recent_failures(),
             island=island,
-            stage_metric=f"{self.spec.stages[0].name}/{SCORE_METRICS[self.spec.stages[0].name]}",
+            stage_metric=f"{self.spec.stages[0].name}/{self.metrics[self.spec.stages[0].name]}",
         )
         n = min(self.spec.proposer.batch_size, self._candidate_budget_left())
         proposals = self.proposer.propose(context, n)
@@ -278,12 +280,25 @@ class Engine:
 
     def _finish(self, job: EvalJob, result: RunResult) -> None:
         _, evaluation_id = self._queued.pop(id(job))
+        # LLM calls first (the hf stage's judge): they count toward the LLM-dollar budget, and
+        # a crash between the two over-counts a re-run evaluation rather than losing its cost.
+        for call in result.llm_calls:
+            self.archive.record_llm_call(
+                campaign_id=self.campaign_id,
+                purpose=str(call.get("purpose", "judge")),
+                model=str(call.get("model", "")),
+                prompt_tokens=int(call.get("prompt_tokens", 0)),
+                completion_tokens=int(call.get("completion_tokens", 0)),
+                cost_usd=float(call.get("cost_usd", 0.0)),
+                latency_s=float(call.get("latency_s", 0.0)),
+                error=call.get("error"),
+            )
         status = EvaluationStatus(result.status.value)
         row = self.archive.finish_evaluation(
             evaluation_id,
             status=status,
             metrics=result.metrics,
-            timings={"seconds": result.seconds},
+            timings={"seconds": result.seconds, **result.timings},
             reason=result.reason,
         )
         self._used["compute_hours"] = self._used.get("compute_hours", 0.0) + result.seconds / 3600
@@ -311,7 +326,7 @@ class Engine:
         ):
             key = (row.stage, row.task, row.seed)
             if row.score is None and key in dpo:
-                metric = SCORE_METRICS[row.stage]
+                metric = self.metrics[row.stage]
                 self.archive.set_score(row.id, row.metrics[metric] - dpo[key])
                 scored.add((row.candidate_id, row.stage))
         return scored
@@ -319,7 +334,7 @@ class Engine:
     def _dpo_results(self) -> dict[tuple[str, str, int], float]:
         dpo = self._dpo_id()
         return {
-            (e.stage, e.task, e.seed): e.metrics[SCORE_METRICS[e.stage]]
+            (e.stage, e.task, e.seed): e.metrics[self.metrics[e.stage]]
             for e in self.archive.list_evaluations(candidate_id=dpo, status=EvaluationStatus.DONE)
         }
 
@@ -337,6 +352,9 @@ class Engine:
         if any(e.status is EvaluationStatus.DONE and e.score is None for e in mine):
             return  # waits for DPO's run of the same seed
         public = self._public_tasks(stage)
+        if not public:  # held out only: scored on the leaderboard, never used to select
+            self._decide_held_out(candidate_id, stage, mine)
+            return
         score = stage_score(evaluations, stage=stage_name, tasks=public)
         candidate = self.archive.get_candidate(candidate_id)
         if score.score is None:
@@ -359,6 +377,20 @@ class Engine:
             following = self.spec.stages[index + 1]
             self._queue_stage(candidate, following, range(following.seeds))
         self._record_decision(candidate_id, stage_name, promoted=promoted, score=score.score)
+
+    def _decide_held_out(
+        self, candidate_id: int, stage: StageSpec, mine: list[EvaluationRecord]
+    ) -> None:
+        """A stage with only held-out tasks (the spec makes it the last one): no promotion and no
+        selection score; a candidate fails it only when none of its runs finished."""
+        if not any(e.status is EvaluationStatus.DONE for e in mine):
+            reason = mine[0].reason or "no run finished"
+            self.archive.update_candidate(
+                candidate_id, status=CandidateStatus.FAILED, reason=f"{stage.name}: {reason}"
+            )
+        elif self.archive.get_candidate(candidate_id).status is CandidateStatus.ACCEPTED:
+            self.archive.update_candidate(candidate_id, status=CandidateStatus.EVALUATED)
+        self._record_decision(candidate_id, stage.name, promoted=False, score=None)
 
     def _ranks_in(self, score: float, stage: StageSpec, candidate_id: int) -> bool:
         """Is `score` within the top `promote_fraction` of the stage's finished candidates?"""
@@ -478,7 +510,7 @@ class Engine:
         return next(s for s in self.spec.stages if s.name == name)
 
     def _public_tasks(self, stage: StageSpec) -> list[str]:
-        held_out = stage_tasks(stage.name)
+        held_out = stage_tasks(stage.name, stage.config)
         return [t for t in stage.task_names() if not held_out.get(t, False)]
 
     def _dpo_id(self) -> int:

@@ -37,6 +37,46 @@ def test_bad_specs_name_the_field(change: dict, message: str) -> None:
     assert message in str(error.value)
 
 
+HF = {"name": "hf", "config": {"model": "gpt2", "dataset": "prefs.jsonl"}}
+
+
+@pytest.mark.parametrize(
+    ("stages", "message"),
+    [
+        ([{**HF, "config": {**HF["config"], "beta": -1}}], "stages.0.config.beta: must be > 0"),
+        (
+            [{"name": "bandit"}, {**HF, "config": {**HF["config"], "lora": {"r": 0}}}],
+            "stages.1.config.lora.r: must be >= 1",
+        ),
+        ([{**HF, "config": {"dataset": "d.jsonl"}}], "stages.0.config.model: is required"),
+        ([{**HF, "tasks": ["beta=0.2"]}], "unknown hf tasks ['beta=0.2']; known: ['beta=0.1']"),
+        (
+            [{**HF, "config": {**HF["config"], "held_out": True}}, {"name": "bandit"}],
+            "the hf stage has only held-out tasks, so it cannot promote",
+        ),
+        (
+            [
+                {
+                    **HF,
+                    "config": {
+                        **HF["config"],
+                        "judge": {"base_url": "http://x", "model": "m", "api_key": "sk-9"},
+                    },
+                }
+            ],
+            "stages.0.config.judge.api_key: API keys never go in a stage config",
+        ),
+    ],
+)
+def test_hf_stage_configs_are_checked_when_the_spec_is_read(
+    stages: list[dict], message: str
+) -> None:
+    with pytest.raises(SpecError) as error:
+        parse_spec({**MINIMAL, "stages": stages})
+    assert message in str(error.value)
+    assert "sk-9" not in str(error.value)
+
+
 def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="cannot read"):
         load_spec(tmp_path / "missing.yaml")
