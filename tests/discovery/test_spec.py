@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from discovery.spec import SpecError, load_spec, parse_spec
+from evaluator.scoring import score_metric
 
 ROOT = Path(__file__).resolve().parents[2]
 MINIMAL = {"name": "x", "stages": [{"name": "bandit"}], "budget": {"candidates": 3}}
@@ -35,6 +36,15 @@ def test_bad_specs_name_the_field(change: dict, message: str) -> None:
     with pytest.raises(SpecError, match="invalid campaign spec") as error:
         parse_spec({**MINIMAL, **change})
     assert message in str(error.value)
+
+
+def test_the_imdb_example_parses_without_loading_anything() -> None:
+    spec = load_spec(ROOT / "examples" / "imdb.yaml")
+    assert [s.name for s in spec.stages] == ["bandit", "tinylm", "hf"]
+    hf = spec.stages[-1]
+    assert hf.task_names() == ["beta=0.01", "beta=0.05", "beta=0.1", "beta=0.5", "beta=1.0"]
+    assert hf.held_out_only()  # DiscoPOP held IMDb out: scored, never selected on
+    assert score_metric("hf", hf.config) == "reward/mean"
 
 
 HF = {"name": "hf", "config": {"model": "gpt2", "dataset": "prefs.jsonl"}}
