@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     )
     llm_api_key: SecretStr | None = Field(None, description="Key for the LLM endpoint.")
     llm_model: str | None = Field(None, description="Model name the endpoint serves.")
+    judge_api_key: SecretStr | None = Field(
+        None,
+        description="Key for the hf stage's LLM judge endpoint (the judge's URL and model are in "
+        "the campaign spec; keys never are); unset: LOSSFORGE_LLM_API_KEY.",
+    )
     data_dir: Path = Field(
         Path(".lossforge/data"), description="Where generated datasets and exports are written."
     )
@@ -64,7 +69,7 @@ class Settings(BaseSettings):
     def _normalize_database_url(cls, value: str) -> str:
         return normalize_url(value)
 
-    @field_validator("api_token", "llm_api_key")
+    @field_validator("api_token", "llm_api_key", "judge_api_key")
     @classmethod
     def _refuse_placeholders(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and value.get_secret_value().strip().lower() in _PLACEHOLDER_SECRETS:
@@ -73,3 +78,7 @@ class Settings(BaseSettings):
                 "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`) or unset it"
             )
         return value
+
+    def judge_key(self) -> SecretStr | None:
+        """The judge's key: its own setting, else the proposer's LLM key."""
+        return self.judge_api_key or self.llm_api_key

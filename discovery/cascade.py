@@ -30,7 +30,7 @@ from discovery.ledger import OPEN, Ledger
 from discovery.scores import stage_score
 from discovery.spec import CampaignSpec, StageSpec
 from evaluator.compare import stage_tasks
-from evaluator.scoring import SCORE_METRICS, StageScore
+from evaluator.scoring import StageScore, score_metric
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,8 @@ class Cascade:
         self._promoted: set[tuple[int, str]] = set()
         self._elected: set[tuple[int, str]] = set()
         self.dpo_id = -1  # set by `start`, once the baselines are stored
+        # The metric each stage ranks by (the hf stage's depends on its scoring config).
+        self._metrics = {s.name: score_metric(s.name, s.config) for s in spec.stages}
 
     # -- start -------------------------------------------------------------------------------
 
@@ -156,7 +158,11 @@ class Cascade:
         mine: list[EvaluationRecord],
     ) -> None:
         candidate = self.ledger.candidates[candidate_id]
-        if score.score is not None:
+        # A stage whose tasks are all held out (hf on IMDb) has no selection score: a finished run
+        # is enough to count as evaluated there.
+        held_out_only = not self.public_tasks(stage)
+        finished = any(e.status is EvaluationStatus.DONE for e in mine)
+        if score.score is not None or (held_out_only and finished):
             if candidate.status is CandidateStatus.ACCEPTED:
                 stored = self.archive.update_candidate(
                     candidate_id, status=CandidateStatus.EVALUATED
@@ -250,10 +256,10 @@ class Cascade:
 
     def metric(self, stage_name: str) -> str:
         """The metric a stage ranks by (higher is better)."""
-        return SCORE_METRICS[stage_name]
+        return self._metrics[stage_name]
 
     def public_tasks(self, stage: StageSpec) -> list[str]:
-        held_out = stage_tasks(stage.name)
+        held_out = stage_tasks(stage.name, stage.config)
         return [t for t in stage.task_names() if not held_out.get(t, False)]
 
     def best(self) -> tuple[str, int, StageScore] | None:

@@ -299,13 +299,28 @@ class Engine:
 
     def _finish(self, job: EvalJob, result: RunResult) -> None:
         _, evaluation_id = self._queued.pop(id(job))
+        # LLM calls first (the hf stage's judge): they count toward the LLM-dollar budget, and a
+        # crash between the two writes over-counts a re-run evaluation rather than losing a cost.
+        for call in result.llm_calls:
+            self.archive.record_llm_call(
+                campaign_id=self.campaign_id,
+                purpose=str(call.get("purpose", "judge")),
+                model=str(call.get("model", "")),
+                prompt_tokens=int(call.get("prompt_tokens", 0)),
+                completion_tokens=int(call.get("completion_tokens", 0)),
+                cost_usd=float(call.get("cost_usd", 0.0)),
+                latency_s=float(call.get("latency_s", 0.0)),
+                error=call.get("error"),
+            )
+        if result.llm_calls:
+            self.budget.refresh_llm()
         status = EvaluationStatus(result.status.value)
         row = self.ledger.put_evaluation(
             self.archive.finish_evaluation(
                 evaluation_id,
                 status=status,
                 metrics=result.metrics,
-                timings={"seconds": result.seconds},
+                timings={"seconds": result.seconds, **result.timings},
                 reason=result.reason,
             )
         )

@@ -23,6 +23,9 @@ from discovery.scores import LeaderboardRow, leaderboard
 from discovery.spec import CampaignSpec, ProposerSpec, parse_spec
 from evaluator.compare import stage_tasks
 from evaluator.dispatch import DispatchConfig, RayDispatcher
+from evaluator.hf.config import parse_hf_config
+from evaluator.jobs import JUDGE_API_KEY
+from evaluator.secrets import Secret
 from sandbox import Sandbox, SandboxConfig
 
 
@@ -33,6 +36,27 @@ class RunnerConfig:
     ray_address: str | None = None  # None: a local Ray instance
     local_num_cpus: int | None = None  # CPUs of a local Ray instance; None: all
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+    # The hf judge's API key (LOSSFORGE_JUDGE_API_KEY): sent to hf jobs beside their config,
+    # never stored; None for endpoints without one.
+    judge_api_key: Secret | None = None
+
+
+def stage_extras(config: RunnerConfig) -> dict[str, dict[str, object]]:
+    """Job-config values that are not spec fields: caches, and the judge's key for hf jobs."""
+    extra: dict[str, dict[str, object]] = {
+        "tinylm": {"cache_dir": str(config.cache_dir / "tinylm")}
+    }
+    if config.judge_api_key is not None:
+        extra["hf"] = {JUDGE_API_KEY: config.judge_api_key}
+    return extra
+
+
+def dispatch_timeout(spec: CampaignSpec, default: float = DispatchConfig.timeout_s) -> float:
+    """Seconds a job may run before the dispatcher kills it: the default, or longer for an hf
+    stage whose runs may take up to `max_seconds` (a run stops itself then; the margin covers
+    what it does after its last step)."""
+    hf = [parse_hf_config(s.config).max_seconds for s in spec.stages if s.name == "hf"]
+    return max([default, *(seconds + 600.0 for seconds in hf)])
 
 
 def create_campaign(archive: Archive, spec: CampaignSpec) -> int:
@@ -69,7 +93,11 @@ def run_campaign(
     starts = len(archive.list_events(campaign_id=campaign_id, kind="started", limit=10**9))
     engine_rng, proposer_rng = np.random.default_rng([spec.seed, starts]).spawn(2)
     dispatcher = RayDispatcher(
-        DispatchConfig(address=config.ray_address, local_num_cpus=config.local_num_cpus)
+        DispatchConfig(
+            address=config.ray_address,
+            local_num_cpus=config.local_num_cpus,
+            timeout_s=dispatch_timeout(spec),
+        )
     )
     sandbox = Sandbox(config.sandbox)
     try:
@@ -88,7 +116,7 @@ def run_campaign(
             dispatcher=dispatcher,
             proposer=build_proposer(spec.proposer, proposer_rng),
             rng=engine_rng,
-            stage_extra={"tinylm": {"cache_dir": str(config.cache_dir / "tinylm")}},
+            stage_extra=stage_extras(config),
             observer=observer,
         )
         return engine.run()
@@ -102,7 +130,7 @@ def campaign_leaderboard(archive: Archive, campaign_id: int) -> list[Leaderboard
     spec = parse_spec(archive.get_campaign(campaign_id).spec)
     stages = []
     for stage in spec.stages:
-        held = stage_tasks(stage.name)
+        held = stage_tasks(stage.name, stage.config)
         tasks = stage.task_names()
         stages.append(
             (stage.name, [t for t in tasks if not held[t]], [t for t in tasks if held[t]])

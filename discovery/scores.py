@@ -41,7 +41,9 @@ class LeaderboardRow:
     score: float | None  # vs DPO at that stage (public tasks)
     spread: float
     seeds: int
-    held_out_score: float | None  # vs DPO on the held-out tasks of that stage, if any
+    # vs DPO on the held-out tasks of the highest stage that scored any (that stage, or a later
+    # stage whose tasks are all held out)
+    held_out_score: float | None
     status: str
 
     def as_dict(self) -> dict[str, object]:
@@ -61,13 +63,16 @@ def leaderboard(
     rows = []
     for c in candidates:
         evals = by_candidate.get(c.id, [])
-        best = (-1, None, StageScore(None, 0.0, 0), None)
-        for index, (stage, public, held_out) in enumerate(stages):
-            score = stage_score(evals, stage=stage, tasks=public)
-            if score.score is not None:
-                held = stage_score(evals, stage=stage, tasks=held_out) if held_out else None
-                best = (index, stage, score, held.score if held else None)
-        _, stage, score, held_score = best
+        stage, score, held_score = None, StageScore(None, 0.0, 0), None
+        for name, public, held_out in stages:
+            public_score = stage_score(evals, stage=name, tasks=public) if public else None
+            if public_score is not None and public_score.score is not None:
+                stage, score = name, public_score
+            # A stage with only held-out tasks (hf on IMDb) has no public score; its held-out
+            # score still shows.
+            held = stage_score(evals, stage=name, tasks=held_out).score if held_out else None
+            if held is not None:
+                held_score = held
         rows.append(
             LeaderboardRow(
                 id=c.id,

@@ -13,9 +13,12 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from evaluator.baselines import BASELINES
 from evaluator.compare import stage_tasks
+from evaluator.hf.config import parse_hf_config
+from evaluator.hf.errors import HFConfigError
 
 
 class SpecError(ValueError):
@@ -35,7 +38,7 @@ class ProposerSpec(_Strict):
 
 
 class StageSpec(_Strict):
-    name: Literal["bandit", "tinylm"]
+    name: Literal["bandit", "tinylm", "hf"]
     tasks: list[str] | None = Field(None, description="Tasks to run; default: all of the stage.")
     seeds: int = Field(2, ge=1, le=16, description="Seeds per task (DPO runs the same seeds).")
     promote_fraction: float = Field(
@@ -50,12 +53,20 @@ class StageSpec(_Strict):
         "`seeds`); unset: no re-evaluation.",
     )
     config: dict[str, Any] = Field(
-        default_factory=dict, description="Stage config fields (BanditConfig / TinyLMConfig)."
+        default_factory=dict,
+        description="Stage config fields (BanditConfig / TinyLMConfig / HFConfig).",
     )
 
     @model_validator(mode="after")
     def _known_tasks(self) -> StageSpec:
-        known = stage_tasks(self.name)
+        if self.name == "hf":  # checked now, so a bad field fails the spec, not every job
+            try:
+                parse_hf_config(self.config)
+            except HFConfigError as exc:
+                raise PydanticCustomError(
+                    "stage_config", "{message}", {"message": exc.message, "field": exc.field}
+                ) from None
+        known = stage_tasks(self.name, self.config)
         unknown = [t for t in self.tasks or [] if t not in known]
         if unknown:
             raise ValueError(f"unknown {self.name} tasks {unknown}; known: {sorted(known)}")
@@ -67,7 +78,12 @@ class StageSpec(_Strict):
         return self
 
     def task_names(self) -> list[str]:
-        return list(self.tasks or stage_tasks(self.name))
+        return list(self.tasks or stage_tasks(self.name, self.config))
+
+    def held_out_only(self) -> bool:
+        """Are all of the stage's tasks held out (scored, never used to select)?"""
+        held = stage_tasks(self.name, self.config)
+        return all(held[t] for t in self.task_names())
 
 
 class BudgetSpec(_Strict):
@@ -115,6 +131,12 @@ class CampaignSpec(_Strict):
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ValueError(f"each stage may appear once; got {names}")
+        for stage in self.stages[:-1]:
+            if stage.held_out_only():
+                raise ValueError(
+                    f"the {stage.name} stage has only held-out tasks, so it cannot promote "
+                    "candidates (held-out scores never select): make it the last stage"
+                )
         return self
 
 
@@ -145,5 +167,8 @@ def _describe(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "spec"
+        field = (err.get("ctx") or {}).get("field")
+        if field:  # a stage config field, named below the stage: stages.2.config.beta
+            where = f"{where}.config.{field}"
         lines.append(f"{where}: {err['msg']}")
     return "invalid campaign spec: " + "; ".join(lines)

@@ -8,24 +8,32 @@ Running the jobs is the dispatcher's business; this module only plans and reads.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from evaluator.bandit import FAMILIES
-from evaluator.jobs import EvalJob, StageName
+from evaluator.hf.config import parse_hf_config
+from evaluator.jobs import EvalJob, StageName, stage_config
 from evaluator.results import RunResult, RunStatus
-from evaluator.scoring import SCORE_METRICS, StageScore, aggregate, seed_score
+from evaluator.scoring import SCORE_METRICS, StageScore, aggregate, score_metric, seed_score
 from evaluator.tinylm import TASKS
 
 
-def stage_tasks(stage: StageName) -> dict[str, bool]:
-    """The stage's tasks, each mapped to whether it is held out (private to the proposer)."""
+def stage_tasks(stage: StageName, config: Mapping[str, Any] | None = None) -> dict[str, bool]:
+    """The stage's tasks, each mapped to whether it is held out (private to the proposer).
+
+    The hf stage's tasks come from its config (one per beta of its grid, all held out or none).
+    """
     if stage == "bandit":
         return dict.fromkeys(FAMILIES, False)
     if stage == "tinylm":
         return {name: task.held_out for name, task in TASKS.items()}
-    raise ValueError(f"unknown stage {stage!r}; choose bandit or tinylm")
+    if stage == "hf":
+        if config is None:
+            raise ValueError("the hf stage's tasks come from its config (beta or betas); pass it")
+        return parse_hf_config(config).tasks
+    raise ValueError(f"unknown stage {stage!r}; choose bandit, tinylm or hf")
 
 
 @dataclass(frozen=True)
@@ -74,7 +82,9 @@ def summarize(
     stage: StageName, jobs: Sequence[EvalJob], results: Sequence[RunResult]
 ) -> list[TaskComparison]:
     """Pair up the results of `plan`'s jobs (in the same order) into per-task comparisons."""
-    held_out = stage_tasks(stage)
+    config = stage_config(jobs[0]) if jobs else {}
+    held_out = stage_tasks(stage, config)
+    metric = score_metric(stage, config)
     by_task: dict[str, tuple[list[RunResult], list[RunResult]]] = {}
     pairs = zip(jobs[0::2], results[0::2], results[1::2], strict=True)
     for job, candidate, baseline in pairs:
@@ -87,10 +97,12 @@ def summarize(
             held_out=held_out.get(task, False),
             candidate=cand,
             baseline=base,
-            score=aggregate([seed_score(stage, c, b) for c, b in zip(cand, base, strict=True)]),
+            score=aggregate(
+                [seed_score(stage, c, b, metric=metric) for c, b in zip(cand, base, strict=True)]
+            ),
         )
         for task, (cand, base) in by_task.items()
     ]
 
 
-__all__ = ["SCORE_METRICS", "TaskComparison", "plan", "stage_tasks", "summarize"]
+__all__ = ["SCORE_METRICS", "TaskComparison", "plan", "score_metric", "stage_tasks", "summarize"]

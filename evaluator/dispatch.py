@@ -2,12 +2,14 @@
 
 `RayDispatcher` starts or joins Ray (a local instance by default; an existing cluster when an
 address is given), submits jobs as tasks that declare their CPU/GPU needs, and collects finished
-ones as `RunResult`s. Two failures become statuses here rather than exceptions:
+ones as `RunResult`s. Three failures become statuses here rather than exceptions:
 
 - a worker process that dies mid-task is retried by Ray up to `max_retries` times, then the job is
   recorded as ERROR with the reason (Ray's own account of the death);
 - a job still running after `timeout_s` is cancelled with force (its worker process is killed, so
-  nothing keeps running) and recorded as TIMEOUT.
+  nothing keeps running) and recorded as TIMEOUT;
+- a job that asks for more CPUs or GPUs than the whole cluster has (Ray would queue it for ever)
+  is answered at once as ERROR with that reason.
 
 It does not decide what to run next or store results (the discovery engine does).
 """
@@ -22,7 +24,7 @@ import ray
 import torch
 from ray.exceptions import RayError, TaskCancelledError, WorkerCrashedError
 
-from evaluator.jobs import EvalJob, run_job
+from evaluator.jobs import EvalJob, job_resources, run_job
 from evaluator.results import RunResult, RunStatus
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,7 @@ class DispatchConfig:
 
     address: str | None = None  # an existing cluster ("auto", "ray://head:10001"); None: local
     num_cpus: float = 1.0  # CPUs each task declares
-    num_gpus: float = 0.0  # GPUs each task declares (the hf stage sets this)
+    num_gpus: float = 0.0  # GPUs each task declares (hf jobs declare their stage config's)
     max_retries: int = 2  # re-runs of a task whose worker process died; then ERROR
     timeout_s: float = 1800.0  # wall clock per job from submission; then killed, TIMEOUT
     local_num_cpus: int | None = None  # CPUs of a local instance; None lets Ray count them
@@ -106,12 +108,34 @@ class RayDispatcher:
         return len(self._pending)
 
     def submit(self, job: EvalJob) -> None:
-        ref = _run_job_task.options(
-            num_cpus=self.config.num_cpus,
-            num_gpus=self.config.num_gpus,
-            max_retries=self.config.max_retries,
-            retry_exceptions=False,  # run_job turns candidate failures into statuses itself
-        ).remote(job)
+        cpus, gpus = job_resources(job, cluster_gpus=lambda: _cluster_total("GPU"))
+        num_cpus = self.config.num_cpus if cpus is None else cpus
+        num_gpus = self.config.num_gpus if gpus is None else gpus
+        short = {}  # resource -> (asked, the cluster's total), for a job with its own needs
+        if (cpus, gpus) != (None, None):
+            for resource, asked in (("CPU", num_cpus), ("GPU", num_gpus)):
+                if asked > (total := _cluster_total(resource)):
+                    short[resource] = (asked, total)
+        if short:
+            # Ray would keep an infeasible task waiting for ever: answer at once, with the reason.
+            wants = ", ".join(
+                f"{v:g} {k} (the cluster has {have:g})" for k, (v, have) in short.items()
+            )
+            ref = ray.put(
+                RunResult(
+                    status=RunStatus.ERROR,
+                    reason=f"the {job.stage} job asks for {wants}: it could never run. Lower "
+                    "num_cpus / num_gpus in the stage config (num_gpus: 0 trains on CPUs) or add "
+                    "workers to the cluster",
+                )
+            )
+        else:
+            ref = _run_job_task.options(
+                num_cpus=num_cpus,
+                num_gpus=num_gpus,
+                max_retries=self.config.max_retries,
+                retry_exceptions=False,  # run_job turns candidate failures into statuses itself
+            ).remote(job)
         self._pending[ref] = _Pending(job=job, submitted=time.monotonic())
 
     def collect(self, timeout_s: float = 0.0) -> list[tuple[EvalJob, RunResult]]:
@@ -176,6 +200,10 @@ class RayDispatcher:
                 )
             )
         return out
+
+
+def _cluster_total(resource: str) -> float:
+    return float(ray.cluster_resources().get(resource, 0.0))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class RunStatus(StrEnum):
@@ -30,6 +31,12 @@ class RunResult:
     reason: str | None = None  # why it failed; None when DONE
     steps: int = 0  # optimizer steps completed
     seconds: float = 0.0
+    # Seconds of the run's phases where a stage measures them (hf: load, train, score).
+    timings: dict[str, float] = field(default_factory=dict)
+    # LLM requests the run made (the hf stage's judge), whatever its status: plain dicts with the
+    # archive's llm_calls fields (purpose, model, prompt_tokens, completion_tokens, cost_usd,
+    # latency_s, error), stored by the engine so they count toward the campaign's budget.
+    llm_calls: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.status is RunStatus.DONE and self.reason is not None:

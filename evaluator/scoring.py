@@ -10,23 +10,37 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from evaluator.hf.config import parse_hf_config
 from evaluator.results import RunResult, RunStatus
 
-# The metric each stage ranks by; higher is better for every one of them.
+# The metric each fixed-metric stage ranks by; higher is better for every one of them.
 SCORE_METRICS: dict[str, str] = {
     "bandit": "frontier/area",
     "tinylm": "reward/mean",
 }
 
 
-def seed_score(stage: str, candidate: RunResult, baseline: RunResult) -> float | None:
-    """Candidate minus DPO on the stage's metric for one seed; None if either run failed."""
+def score_metric(stage: str, config: Mapping[str, Any] | None = None) -> str:
+    """The metric a stage ranks by. The hf stage's depends on its config: `score_metric` if set,
+    else judge/win_rate with a judge, else reward/mean with a reward model, else the held-out
+    implicit reward accuracy."""
+    if stage == "hf":
+        return parse_hf_config(config or {}).metric
+    return SCORE_METRICS[stage]
+
+
+def seed_score(
+    stage: str, candidate: RunResult, baseline: RunResult, *, metric: str | None = None
+) -> float | None:
+    """Candidate minus DPO on the stage's metric (or `metric`) for one seed; None if either run
+    failed."""
     if candidate.status is not RunStatus.DONE or baseline.status is not RunStatus.DONE:
         return None
-    metric = SCORE_METRICS[stage]
+    metric = metric or SCORE_METRICS[stage]
     return candidate.metrics[metric] - baseline.metrics[metric]
 
 

@@ -16,6 +16,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
         "RAY_ADDRESS",
         "LOSSFORGE_RAY_ADDRESS",
         "LOSSFORGE_LLM_API_KEY",
+        "LOSSFORGE_JUDGE_API_KEY",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # no stray .env file
@@ -48,6 +49,19 @@ def test_secrets_never_appear_in_repr_or_dumps(monkeypatch: pytest.MonkeyPatch) 
         assert "tok-8c1f9a77" not in text and "sk-live-5d2e" not in text
     assert settings.api_token is not None
     assert settings.api_token.get_secret_value() == "tok-8c1f9a77"
+
+
+def test_the_judge_key_falls_back_to_the_llm_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().judge_key() is None
+    monkeypatch.setenv("LOSSFORGE_LLM_API_KEY", "sk-llm-11aa")
+    assert Settings().judge_key().get_secret_value() == "sk-llm-11aa"  # type: ignore[union-attr]
+    monkeypatch.setenv("LOSSFORGE_JUDGE_API_KEY", "sk-judge-22bb")
+    settings = Settings()
+    assert settings.judge_key().get_secret_value() == "sk-judge-22bb"  # type: ignore[union-attr]
+    assert "sk-judge-22bb" not in repr(settings) + settings.model_dump_json()
+    monkeypatch.setenv("LOSSFORGE_JUDGE_API_KEY", "changeme")
+    with pytest.raises(ValidationError, match="placeholder"):
+        Settings()
 
 
 @pytest.mark.parametrize("placeholder", ["changeme", "CHANGEME", "secret", " "])

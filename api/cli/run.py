@@ -15,13 +15,16 @@ from discovery.archive import CampaignStatus, NotFoundError, open_archive
 from discovery.progress import Progress
 from discovery.runner import RunnerConfig, campaign_leaderboard, create_campaign, run_campaign
 from discovery.spec import SpecError, load_spec
+from evaluator.secrets import Secret
 
 
 def _runner(settings: Settings) -> RunnerConfig:
+    key = settings.judge_key()
     return RunnerConfig(
         database_url=settings.database_url,
         cache_dir=settings.cache_dir,
         ray_address=settings.ray_address,
+        judge_api_key=Secret(key.get_secret_value()) if key is not None else None,
     )
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from discovery.spec import SpecError, load_spec, parse_spec
+from evaluator.scoring import score_metric
 
 ROOT = Path(__file__).resolve().parents[2]
 MINIMAL = {"name": "x", "stages": [{"name": "bandit"}], "budget": {"candidates": 3}}
@@ -35,6 +36,55 @@ def test_bad_specs_name_the_field(change: dict, message: str) -> None:
     with pytest.raises(SpecError, match="invalid campaign spec") as error:
         parse_spec({**MINIMAL, **change})
     assert message in str(error.value)
+
+
+def test_the_imdb_example_parses_without_loading_anything() -> None:
+    spec = load_spec(ROOT / "examples" / "imdb.yaml")
+    assert [s.name for s in spec.stages] == ["bandit", "tinylm", "hf"]
+    hf = spec.stages[-1]
+    assert hf.task_names() == ["beta=0.01", "beta=0.05", "beta=0.1", "beta=0.5", "beta=1.0"]
+    assert hf.held_out_only()  # DiscoPOP held IMDb out: scored, never selected on
+    assert score_metric("hf", hf.config) == "reward/mean"
+
+
+HF = {"name": "hf", "config": {"model": "gpt2", "dataset": "prefs.jsonl"}}
+
+
+@pytest.mark.parametrize(
+    ("stages", "message"),
+    [
+        ([{**HF, "config": {**HF["config"], "beta": -1}}], "stages.0.config.beta: must be > 0"),
+        (
+            [{"name": "bandit"}, {**HF, "config": {**HF["config"], "lora": {"r": 0}}}],
+            "stages.1.config.lora.r: must be >= 1",
+        ),
+        ([{**HF, "config": {"dataset": "d.jsonl"}}], "stages.0.config.model: is required"),
+        ([{**HF, "tasks": ["beta=0.2"]}], "unknown hf tasks ['beta=0.2']; known: ['beta=0.1']"),
+        (
+            [{**HF, "config": {**HF["config"], "held_out": True}}, {"name": "bandit"}],
+            "the hf stage has only held-out tasks, so it cannot promote",
+        ),
+        (
+            [
+                {
+                    **HF,
+                    "config": {
+                        **HF["config"],
+                        "judge": {"base_url": "http://x", "model": "m", "api_key": "sk-9"},
+                    },
+                }
+            ],
+            "stages.0.config.judge.api_key: API keys never go in a stage config",
+        ),
+    ],
+)
+def test_hf_stage_configs_are_checked_when_the_spec_is_read(
+    stages: list[dict], message: str
+) -> None:
+    with pytest.raises(SpecError) as error:
+        parse_spec({**MINIMAL, "stages": stages})
+    assert message in str(error.value)
+    assert "sk-9" not in str(error.value)
 
 
 def test_unreadable_and_malformed_files(tmp_path: Path) -> None:

@@ -87,10 +87,11 @@ def test_a_worker_killed_mid_task_is_retried_then_recorded_as_failed(
     ray_local: None, dpo_graph: str
 ) -> None:
     dispatcher = RayDispatcher(DispatchConfig(max_retries=1, timeout_s=600))
+    stale = _task_pids()  # workers of an earlier Ray instance may still be exiting
     dispatcher.submit(_job(dpo_graph, max_steps=10_000_000))  # runs until killed
     killed: list[int] = []
     for _ in range(2):  # the first attempt, then Ray's one retry
-        pid = _wait_for_task_process(exclude=set(killed))
+        pid = _wait_for_task_process(exclude=stale | set(killed))
         os.kill(pid, signal.SIGKILL)
         killed.append(pid)
     results: list = []
@@ -107,8 +108,9 @@ def test_a_job_past_its_deadline_is_killed_and_recorded_as_timeout(
     ray_local: None, dpo_graph: str
 ) -> None:
     dispatcher = RayDispatcher(DispatchConfig(max_retries=0, timeout_s=3.0))
+    stale = _task_pids()
     dispatcher.submit(_job(dpo_graph, max_steps=10_000_000))
-    pid = _wait_for_task_process(exclude=set())
+    pid = _wait_for_task_process(exclude=stale)
     results: list = []
     deadline = time.monotonic() + 120
     while not results and time.monotonic() < deadline:
