@@ -139,7 +139,8 @@ class Engine:
                             f"{exc}; then resume with `lossforge run --resume {self.campaign_id}`",
                         )
                     except BudgetExhausted as exc:
-                        proposing, new = False, 1  # paid-for candidates are still evaluated
+                        # No more calls, but the candidates paid for are still evaluated.
+                        proposing, new = False, 0
                         ended = f"LLM-dollar budget reached: {exc}"
                     proposed = True
                     idle = 0 if new else idle + 1

@@ -1,13 +1,13 @@
 """Choosing among several models in one campaign: Thompson sampling on acceptance per dollar.
 
-`ModelBandit(models, rng)` keeps, per model, the candidates the sandbox accepted and rejected and
-the dollars spent. `choose()` draws each model's acceptance rate from its Beta(1 + accepted,
-1 + rejected) posterior and divides it by the model's mean cost per candidate (so the value is
-"accepted candidates per dollar"); the highest draw wins. Free models (local endpoints) count a
-floor of `FREE_COST_USD` per candidate, so among free models the choice is by acceptance rate
-alone, and an untried model starts at that floor too (it is explored first). With one model there
-is nothing to choose. All draws come from the generator passed in: a seeded campaign picks the
-same models.
+`ModelBandit(models, rng)` keeps, per model, the candidates the sandbox accepted and rejected (a
+call that failed after its retries counts as one rejection) and the dollars spent. `choose()`
+draws each model's acceptance rate from its Beta(1 + accepted, 1 + rejected) posterior and divides
+it by the model's mean cost per candidate (so the value is "accepted candidates per dollar"); the
+highest draw wins. Free models (local endpoints) count a floor of `FREE_COST_USD` per candidate,
+so among free models the choice is by acceptance rate alone, and an untried model starts at that
+floor too (it is explored first). With one model there is nothing to choose. All draws come from
+the generator passed in: a seeded campaign picks the same models.
 
 It does not call models or judge candidates; the proposer reports outcomes through `update`.
 """

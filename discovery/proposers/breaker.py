@@ -42,9 +42,7 @@ class CircuitBreaker:
         self.failed_calls += 1
         self.failed_attempts += attempts
         if fatal:
-            self.reason = (
-                f"LLM endpoint {self.endpoint} refused the request ({last_error}); fix that"
-            )
+            self.reason = f"LLM endpoint {self.endpoint} cannot be used ({last_error}); fix that"
         elif self.failed_calls >= self.threshold:
             self.reason = (
                 f"LLM endpoint {self.endpoint} unreachable or failing after "

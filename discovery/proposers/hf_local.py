@@ -117,7 +117,7 @@ class HFLocalClient:
         try:
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
             model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype="auto")
-        except (OSError, ValueError, RuntimeError) as exc:
+        except (OSError, ValueError, RuntimeError, ImportError) as exc:
             raise LLMCallError(
                 f"cannot load a causal LM and its tokenizer from {path} ({exc})",
                 retryable=False,
