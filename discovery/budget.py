@@ -66,6 +66,12 @@ class BudgetTracker:
         used["llm_dollars"] = self._llm_dollars
         return used
 
+    def llm_dollars_left(self) -> float | None:
+        """LLM dollars that may still be spent; None without a dollar budget."""
+        if self.budget.llm_dollars is None:
+            return None
+        return max(0.0, self.budget.llm_dollars - self._llm_dollars)
+
     def candidates_left(self, proposed: int, batch_size: int) -> int:
         """Candidates that may still be proposed; `batch_size` when there is no such limit."""
         if self.budget.candidates is None:

@@ -15,12 +15,19 @@ database refuses a second DONE row for one (candidate, stage, task, seed). Promo
 are derived from stored evaluations, so a resume neither repeats nor forgets them.
 
 Stops: when a budget is reached (candidates: stop proposing and finish the queue; wall time,
-compute hours, LLM dollars: stop at once, leaving the queue PENDING), when the campaign is paused
-or cancelled in the archive (by the CLI or the API), or when the proposer has nothing new.
+compute hours, LLM dollars: stop at once, leaving the queue PENDING), when an LLM proposer cannot
+afford its next call (`BudgetExhausted`: stop proposing and finish the queue, whose candidates are
+paid for), when the campaign is paused or cancelled in the archive (by the CLI or the API), when
+the proposer has nothing new, or when the proposer's endpoint stays down (`ProposerUnavailable`:
+PAUSED with the reason, the queue left PENDING for `--resume`).
+
+The proposer sees public metrics only: parents and inspirations carry the means of their runs on
+public tasks (scores.public_metrics); held-out tasks never reach a `ProposalContext`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -40,7 +47,9 @@ from discovery.cascade import Cascade, Queue
 from discovery.ledger import OPEN, Ledger
 from discovery.population import Member, Population
 from discovery.progress import Progress, StageProgress
-from discovery.proposers.base import Failure, Proposal, ProposalContext, Proposer
+from discovery.proposers.base import Failure, Parent, Proposal, ProposalContext, Proposer
+from discovery.proposers.errors import BudgetExhausted, ProposerUnavailable
+from discovery.scores import public_metrics
 from discovery.spec import CampaignSpec, StageSpec
 from evaluator.baselines import BASELINES
 from evaluator.dispatch import RayDispatcher
@@ -112,6 +121,7 @@ class Engine:
         self._recover()
         idle = 0
         proposing = True
+        ended: str | None = None  # why proposing ended early, when that ends the campaign
         try:
             while True:
                 stop = self._requested_stop() or self._hard_limit()
@@ -121,7 +131,17 @@ class Engine:
                     proposing = False
                 proposed = False
                 if proposing and self._first_stage_in_flight() < self.spec.max_in_flight:
-                    new = self._propose_round()
+                    try:
+                        new = self._propose_round()
+                    except ProposerUnavailable as exc:
+                        return self._stop(
+                            CampaignStatus.PAUSED,
+                            f"{exc}; then resume with `lossforge run --resume {self.campaign_id}`",
+                        )
+                    except BudgetExhausted as exc:
+                        # No more calls, but the candidates paid for are still evaluated.
+                        proposing, new = False, 0
+                        ended = f"LLM-dollar budget reached: {exc}"
                     proposed = True
                     idle = 0 if new else idle + 1
                     if idle >= _IDLE_PROPOSALS:
@@ -137,7 +157,7 @@ class Engine:
                     if actions:
                         self._apply(actions)
                         continue
-                    reason = (
+                    reason = ended or (
                         "candidate budget reached"
                         if self._candidates_left() <= 0
                         else "the proposer found nothing new"
@@ -181,19 +201,23 @@ class Engine:
         )
         first = self.spec.stages[0]
         context = ProposalContext(
-            parents=parents,
-            inspirations=inspirations,
+            parents=tuple(self._with_metrics(p) for p in parents),
+            inspirations=tuple(self._with_metrics(p) for p in inspirations),
             failures=self._recent_failures(),
             island=island,
             stage_metric=f"{first.name}/{self.cascade.metric(first.name)}",
+            dollars_left=self.budget.llm_dollars_left(),
         )
         n = min(self.spec.proposer.batch_size, self._candidates_left())
-        proposals = self.proposer.propose(context, n)
+        try:
+            proposals = self.proposer.propose(context, n)
+        finally:
+            self.budget.refresh_llm()  # an LLM proposer records its calls, failed ones too
         self._proposals += 1
         self._event("proposal", {"island": island, "asked": n, "got": len(proposals)})
-        self.budget.refresh_llm()  # an LLM proposer records its calls
         new = 0
-        for proposal in proposals[:n]:
+        # Not cut at n: a repairing proposer returns a rejected idea and its repair both.
+        for proposal in proposals:
             if self._candidates_left() <= 0:
                 break
             new += self._admit(proposal, island)
@@ -214,9 +238,18 @@ class Engine:
                     "proposer": self.proposer.name,
                     "operator": proposal.operator,
                     "genome": proposal.genome,
+                    "model": proposal.model,
+                    "prompt_hash": proposal.prompt_hash,
                 },
             )
         )
+        if proposal.rejection is not None:  # nothing to validate: the reply held no candidate
+            self._event(
+                "verdict",
+                {"candidate": record.id, "status": "rejected", "reason": proposal.rejection},
+            )
+            self._update(record.id, status=CandidateStatus.REJECTED, reason=proposal.rejection)
+            return 0
         return 1 if self._validate(record) else 0
 
     def _validate(self, record: CandidateRecord) -> bool:
@@ -415,6 +448,12 @@ class Engine:
                 )
             )
         return sorted(members, key=lambda m: m.id)
+
+    def _with_metrics(self, parent: Parent) -> Parent:
+        """The parent with its public metrics (held-out tasks left out)."""
+        public = {s.name: self.cascade.public_tasks(s) for s in self.spec.stages}
+        metrics = public_metrics(self.ledger.of(parent.id), public_tasks=public)
+        return dataclasses.replace(parent, metrics=metrics)
 
     def _recent_failures(self, k: int = 5) -> tuple[Failure, ...]:
         rejected = sorted(self.ledger.with_status(CandidateStatus.REJECTED), key=lambda c: c.id)

@@ -2,7 +2,8 @@
 
 `create_campaign` stores a validated spec; `run_campaign` builds the collaborators, runs the engine
 (new or resumed: the archive holds all state) and tears everything down. Settings come in as a
-`RunnerConfig` built by the entry point; nothing here reads the environment.
+`RunnerConfig` built by the entry point; nothing here reads the environment. An LLM proposer whose
+settings are incomplete raises `ProposerConfigError` before Ray or the sandbox start.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from discovery.archive import Archive, CampaignStatus, open_archive
 from discovery.engine import Engine
 from discovery.progress import Progress
 from discovery.proposers.base import Proposer
+from discovery.proposers.calls import CallRecord, Recorder
 from discovery.proposers.evolve import EvolveConfig, EvolveProposer
+from discovery.proposers.llm import Validator
+from discovery.proposers.wiring import LLMSettings, build_llm_proposer
 from discovery.scores import LeaderboardRow, leaderboard
 from discovery.spec import CampaignSpec, ProposerSpec, parse_spec
 from evaluator.compare import stage_tasks
@@ -39,6 +43,7 @@ class RunnerConfig:
     # The hf judge's API key (LOSSFORGE_JUDGE_API_KEY): sent to hf jobs beside their config,
     # never stored; None for endpoints without one.
     judge_api_key: Secret | None = None
+    llm: LLMSettings = field(default_factory=LLMSettings)  # endpoint, model and key from settings
 
 
 def stage_extras(config: RunnerConfig) -> dict[str, dict[str, object]]:
@@ -67,7 +72,28 @@ def create_campaign(archive: Archive, spec: CampaignSpec) -> int:
     return record.id
 
 
-def build_proposer(spec: ProposerSpec, rng: np.random.Generator) -> Proposer:
+def build_proposer(
+    spec: ProposerSpec,
+    rng: np.random.Generator,
+    *,
+    llm: LLMSettings | None = None,
+    recorder: Recorder | None = None,
+    validator: Validator | None = None,
+    dollar_budget: bool = False,
+) -> Proposer:
+    """The spec's proposer. LLM kinds also need `recorder` (stores each call) and take `validator`
+    (the sandbox, for repair turns) and `llm` (settings the spec leaves to the environment)."""
+    if spec.kind in ("llm", "hf-local"):
+        if recorder is None:
+            raise ValueError(f"a {spec.kind} proposer needs a recorder for its calls")
+        return build_llm_proposer(
+            spec,
+            rng,
+            settings=llm or LLMSettings(),
+            recorder=recorder,
+            validator=validator,
+            dollar_budget=dollar_budget,
+        )
     if spec.kind == "evolve":
         # The engine evaluates the baselines itself: re-proposing their trees verbatim would only
         # make duplicates, so seeds are varied rather than emitted unless a spec asks for them.
@@ -92,6 +118,19 @@ def run_campaign(
     # resumed run does not replay the draws of the first.
     starts = len(archive.list_events(campaign_id=campaign_id, kind="started", limit=10**9))
     engine_rng, proposer_rng = np.random.default_rng([spec.seed, starts]).spawn(2)
+    sandbox = Sandbox(config.sandbox)
+    try:  # first, so that incomplete LLM settings are reported before anything starts
+        proposer = build_proposer(
+            spec.proposer,
+            proposer_rng,
+            llm=config.llm,
+            recorder=call_recorder(archive, campaign_id),
+            validator=sandbox,
+            dollar_budget=spec.budget.llm_dollars is not None,
+        )
+    except BaseException:
+        archive.engine.dispose()
+        raise
     dispatcher = RayDispatcher(
         DispatchConfig(
             address=config.ray_address,
@@ -99,7 +138,6 @@ def run_campaign(
             timeout_s=dispatch_timeout(spec),
         )
     )
-    sandbox = Sandbox(config.sandbox)
     try:
         # Ray and the sandbox each take seconds to start: start them side by side, and let Ray's
         # workers import the evaluator meanwhile.
@@ -114,7 +152,7 @@ def run_campaign(
             archive=archive,
             sandbox=sandbox,
             dispatcher=dispatcher,
-            proposer=build_proposer(spec.proposer, proposer_rng),
+            proposer=proposer,
             rng=engine_rng,
             stage_extra=stage_extras(config),
             observer=observer,
@@ -124,6 +162,24 @@ def run_campaign(
         sandbox.close()
         dispatcher.close()
         archive.engine.dispose()
+
+
+def call_recorder(archive: Archive, campaign_id: int) -> Recorder:
+    """Stores each LLM call of a campaign in `llm_calls` (where the dollar budget is read)."""
+
+    def record(call: CallRecord) -> None:
+        archive.record_llm_call(
+            campaign_id=campaign_id,
+            purpose=call.purpose,
+            model=call.model,
+            prompt_tokens=call.prompt_tokens,
+            completion_tokens=call.completion_tokens,
+            cost_usd=call.cost_usd,
+            latency_s=call.latency_s,
+            error=call.error,
+        )
+
+    return record
 
 
 def campaign_leaderboard(archive: Archive, campaign_id: int) -> list[LeaderboardRow]:

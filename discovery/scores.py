@@ -3,12 +3,13 @@
 A stage score is the mean over seeds of the per-seed score vs DPO averaged over the stage's public
 tasks (held-out tasks are scored separately and never used for selection or shown to a proposer);
 the spread is the standard deviation over seeds. A seed counts only when every public task of
-it finished.
+it finished. `public_metrics` gives the raw metrics a proposer may see, from public tasks only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from discovery.archive import CandidateRecord, EvaluationRecord, EvaluationStatus
@@ -30,6 +31,25 @@ def stage_score(
         if set(scores) == set(tasks)
     ]
     return aggregate(per_seed)
+
+
+def public_metrics(
+    evaluations: Sequence[EvaluationRecord], *, public_tasks: Mapping[str, Sequence[str]]
+) -> dict[str, float]:
+    """Each metric's mean over a candidate's finished runs on public tasks, keyed "stage/metric".
+
+    `public_tasks` maps each stage to its public tasks; runs of any other task (the held-out ones)
+    or stage are left out, so nothing private can reach a proposer through these numbers.
+    Non-finite values are skipped.
+    """
+    sums: dict[str, list[float]] = {}
+    for e in evaluations:
+        if e.status is not EvaluationStatus.DONE or e.task not in public_tasks.get(e.stage, ()):
+            continue
+        for name, value in e.metrics.items():
+            if isinstance(value, int | float) and math.isfinite(value):
+                sums.setdefault(f"{e.stage}/{name}", []).append(float(value))
+    return {name: sum(values) / len(values) for name, values in sorted(sums.items())}
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
+from discovery.proposers.config import HFLocalConfig, LLMConfig, refuse_api_key
 from evaluator.baselines import BASELINES
 from evaluator.compare import stage_tasks
 from evaluator.hf.config import parse_hf_config
@@ -30,11 +31,40 @@ class _Strict(BaseModel):
 
 
 class ProposerSpec(_Strict):
-    kind: Literal["evolve"] = Field("evolve", description="Which proposer writes candidates.")
+    kind: Literal["evolve", "llm", "hf-local"] = Field(
+        "evolve",
+        description="Which proposer writes candidates: evolve (offline symbolic search), llm (an "
+        "OpenAI-compatible endpoint) or hf-local (a Hugging Face model from a directory).",
+    )
     batch_size: int = Field(4, ge=1, le=64, description="Candidates asked for per proposal call.")
     options: dict[str, Any] = Field(
-        default_factory=dict, description="Proposer-specific settings (EvolveConfig fields)."
+        default_factory=dict, description="Settings of the evolve proposer (EvolveConfig fields)."
     )
+    llm: LLMConfig | None = Field(None, description="The endpoint, for kind llm.")
+    hf_local: HFLocalConfig | None = Field(None, description="The local model, for kind hf-local.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_secret(cls, data: Any) -> Any:
+        return refuse_api_key(data)
+
+    @model_validator(mode="after")
+    def _sections(self) -> ProposerSpec:
+        needed = {"llm": "llm", "hf-local": "hf_local"}.get(self.kind)
+        if needed is not None and getattr(self, needed) is None:
+            hint = (
+                " (llm: {} takes base_url and model from LOSSFORGE_LLM_BASE_URL and "
+                "LOSSFORGE_LLM_MODEL)"
+                if needed == "llm"
+                else " (hf_local: {path: DIR})"
+            )
+            raise ValueError(f"kind {self.kind!r} needs the section proposer.{needed}{hint}")
+        for section in ("llm", "hf_local"):
+            if section != needed and getattr(self, section) is not None:
+                raise ValueError(f"proposer.{section} is set but kind is {self.kind!r}")
+        if self.options and self.kind != "evolve":
+            raise ValueError(f"proposer.options holds evolve settings but kind is {self.kind!r}")
+        return self
 
 
 class StageSpec(_Strict):

@@ -13,6 +13,8 @@ from rich.table import Table
 from api.settings import Settings
 from discovery.archive import CampaignStatus, NotFoundError, open_archive
 from discovery.progress import Progress
+from discovery.proposers.errors import ProposerConfigError
+from discovery.proposers.wiring import LLMSettings
 from discovery.runner import RunnerConfig, campaign_leaderboard, create_campaign, run_campaign
 from discovery.spec import SpecError, load_spec
 from evaluator.secrets import Secret
@@ -25,6 +27,9 @@ def _runner(settings: Settings) -> RunnerConfig:
         cache_dir=settings.cache_dir,
         ray_address=settings.ray_address,
         judge_api_key=Secret(key.get_secret_value()) if key is not None else None,
+        llm=LLMSettings(
+            base_url=settings.llm_base_url, model=settings.llm_model, api_key=settings.llm_api_key
+        ),
     )
 
 
@@ -90,13 +95,21 @@ def run(settings: Settings, spec_file: Path | None, resume_id: int | None, quiet
     click.echo(f"campaign {campaign_id}", err=True)
 
     console = Console(stderr=True)
-    if quiet:
-        status = run_campaign(_runner(settings), campaign_id)
-    else:
-        with Live(console=console, refresh_per_second=2, transient=False) as live:
-            status = run_campaign(
-                _runner(settings), campaign_id, observer=lambda p: live.update(_progress_table(p))
-            )
+    try:
+        if quiet:
+            status = run_campaign(_runner(settings), campaign_id)
+        else:
+            with Live(console=console, refresh_per_second=2, transient=False) as live:
+                status = run_campaign(
+                    _runner(settings),
+                    campaign_id,
+                    observer=lambda p: live.update(_progress_table(p)),
+                )
+    except ProposerConfigError as exc:
+        raise click.ClickException(
+            f"campaign {campaign_id} not started: {exc}; then run "
+            f"`lossforge run --resume {campaign_id}`"
+        ) from None
     archive = open_archive(settings.database_url)
     reason = archive.get_campaign(campaign_id).reason
     click.echo(f"campaign {campaign_id} {status}: {reason}")

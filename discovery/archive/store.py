@@ -382,6 +382,12 @@ class Archive:
             session.flush()
             return _record(LLMCallRecord, row)
 
+    def list_llm_calls(self, *, campaign_id: int) -> list[LLMCallRecord]:
+        """A campaign's LLM calls, oldest first."""
+        query = select(LLMCall).where(LLMCall.campaign_id == campaign_id).order_by(LLMCall.id)
+        with self._read() as session:
+            return [_record(LLMCallRecord, row) for row in session.scalars(query)]
+
     def llm_cost(self, *, campaign_id: int) -> float:
         """Dollars spent on LLM calls by a campaign so far."""
         query = select(func.coalesce(func.sum(LLMCall.cost_usd), 0.0)).where(

@@ -203,6 +203,8 @@ def test_llm_calls_and_cost(archive: Archive) -> None:
     assert failed.error == "HTTP 429 after 3 retries"
     assert archive.llm_cost(campaign_id=campaign.id) == pytest.approx(0.0125)
     assert archive.llm_cost(campaign_id=make_campaign(archive).id) == 0.0
+    calls = archive.list_llm_calls(campaign_id=campaign.id)
+    assert [(c.prompt_tokens, c.error) for c in calls] == [(1200, None), (0, failed.error)]
 
 
 def test_events_stream_in_order_after_a_cursor(archive: Archive) -> None:

@@ -1,4 +1,5 @@
-"""Fixtures of the engine tests: one local Ray and one sandbox per module, runs in process."""
+"""Fixtures of the engine tests: one local Ray and one sandbox per module, runs in process, and a
+scripted OpenAI-compatible server on loopback for the LLM proposers."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from discovery.runner import build_proposer, create_campaign
 from discovery.spec import CampaignSpec, parse_spec
 from evaluator.dispatch import DispatchConfig, RayDispatcher
 from sandbox import Sandbox, SandboxConfig
+from tests.discovery.openai_server import ScriptedServer
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +32,14 @@ def ray_local() -> Iterator[None]:
 def sandbox() -> Iterator[Sandbox]:
     with Sandbox(SandboxConfig(pool_size=1)) as box:
         yield box
+
+
+@pytest.fixture
+def openai_server() -> Iterator[ScriptedServer]:
+    """A scripted OpenAI-compatible endpoint on loopback (openai_server.py); push its replies."""
+    server = ScriptedServer().start()
+    yield server
+    server.close()
 
 
 @pytest.fixture

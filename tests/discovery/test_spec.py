@@ -87,6 +87,48 @@ def test_hf_stage_configs_are_checked_when_the_spec_is_read(
     assert "sk-9" not in str(error.value)
 
 
+def test_the_llm_example_parses() -> None:
+    spec = load_spec(ROOT / "examples" / "llm.yaml")
+    assert spec.proposer.kind == "llm" and spec.proposer.llm is not None
+    assert spec.proposer.llm.base_url == "https://api.openai.com/v1"
+    assert spec.proposer.llm.prices["gpt-4o-mini"].completion == 0.60
+    assert spec.budget.llm_dollars == 2.0
+
+
+@pytest.mark.parametrize(
+    ("proposer", "message"),
+    [
+        ({"kind": "llm"}, "kind 'llm' needs the section proposer.llm"),
+        ({"kind": "hf-local"}, "kind 'hf-local' needs the section proposer.hf_local"),
+        ({"kind": "evolve", "llm": {}}, "proposer.llm is set but kind is 'evolve'"),
+        ({"kind": "llm", "llm": {}, "options": {"max_depth": 3}}, "holds evolve settings"),
+        ({"kind": "llm", "llm": {"model": "a", "models": ["b", "c"]}}, "`model` or `models`"),
+        ({"kind": "llm", "llm": {"base_url": "localhost:8001"}}, "must start with http"),
+        ({"kind": "llm", "llm": {"json_mode": "maybe"}}, "proposer.llm.json_mode"),
+        ({"kind": "hf-local", "hf_local": {}}, "proposer.hf_local.path: Field required"),
+    ],
+)
+def test_bad_proposer_sections_name_the_field(proposer: dict, message: str) -> None:
+    with pytest.raises(SpecError, match="invalid campaign spec") as error:
+        parse_spec({**MINIMAL, "proposer": proposer})
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "proposer",
+    [
+        {"kind": "llm", "llm": {"api_key": "sk-do-not-store-me"}},
+        {"kind": "llm", "llm": {}, "api_key": "sk-do-not-store-me"},
+        {"kind": "llm", "llm": {"token": "sk-do-not-store-me"}},
+    ],
+)
+def test_a_spec_carrying_an_api_key_is_refused_without_echoing_it(proposer: dict) -> None:
+    with pytest.raises(SpecError) as error:
+        parse_spec({**MINIMAL, "proposer": proposer})
+    assert "LOSSFORGE_LLM_API_KEY" in str(error.value)
+    assert "sk-do-not-store-me" not in str(error.value)
+
+
 def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="cannot read"):
         load_spec(tmp_path / "missing.yaml")
