@@ -67,14 +67,22 @@ class _StackedAdamW:
         self.steps = 0
 
     @torch.no_grad()
-    def step(self, alive: torch.Tensor) -> None:
+    def step(self, alive: torch.Tensor, *, masked: bool = True) -> None:
+        """One update of the copies where `alive` (K,) holds; `masked=False` when the caller
+        knows they all do (then the update runs in place, with no selects)."""
         self.steps += 1
         step_size = self.lr / (1 - _BETA1**self.steps)
         bias_correction2_sqrt = (1 - _BETA2**self.steps) ** 0.5
         for name, param in self.params.items():
+            exp_avg, exp_avg_sq, grad = self.exp_avg[name], self.exp_avg_sq[name], param.grad
+            if not masked:
+                exp_avg.lerp_(grad, 1 - _BETA1)
+                exp_avg_sq.mul_(_BETA2).addcmul_(grad, grad, value=1 - _BETA2)
+                denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(_EPS)
+                param.addcdiv_(exp_avg, denom, value=-step_size)
+                continue
             keep = alive.view(-1, *([1] * (param.dim() - 1)))  # (K, 1, ...)
-            grad = torch.where(keep, param.grad, 0.0)  # a frozen copy's NaNs stay out
-            exp_avg, exp_avg_sq = self.exp_avg[name], self.exp_avg_sq[name]
+            grad = torch.where(keep, grad, 0.0)  # a frozen copy's NaNs stay out
             exp_avg.copy_(torch.where(keep, exp_avg.lerp(grad, 1 - _BETA1), exp_avg))
             new_sq = exp_avg_sq.mul(_BETA2).addcmul_(grad, grad, value=1 - _BETA2)
             exp_avg_sq.copy_(torch.where(keep, new_sq, exp_avg_sq))
@@ -153,6 +161,11 @@ def train_population(
             chosen_lengths=lengths[idx].to(device),
             rejected_lengths=lengths[idx + n].to(device),
         )
+        inputs = replace(  # (1, B): a single reference model
+            inputs,
+            refs_chosen_logps=inputs.ref_chosen_logps[None],
+            refs_rejected_logps=inputs.ref_rejected_logps[None],
+        )
         means, finite, usable = state.apply(losses, inputs, step)  # (K,), (K,), (K,)
         state.update(means, finite, usable, step, max_grad_norm)
         if step % sync_every == 0:
@@ -180,6 +193,7 @@ class _Population:
         self.stop_step = torch.zeros(k, dtype=torch.long, device=device)
         self.stop_loss = torch.zeros(k, device=device)
         self.errored: set[int] = set()  # candidates whose loss raised or was unusable
+        self.index = torch.arange(k, device=device)  # `slots` on the device
 
     def finish(self, index: int, status: RunStatus, reason: str | None, steps: int) -> None:
         """Record candidate `index`'s outcome after `steps` completed steps."""
@@ -192,45 +206,39 @@ class _Population:
     ) -> tuple[torch.Tensor, torch.Tensor, list[bool]]:
         """Each candidate's loss on its own slices: mean loss (K,), all finite (K,), and whether
         the loss could be used at all (K bools, on the host)."""
-        means: list[torch.Tensor] = []
-        finite: list[torch.Tensor] = []
+        rows: list[torch.Tensor] = []  # (B,) per copy
         usable: list[bool] = []
         for pos, index in enumerate(self.slots):
-            if index in self.errored:  # dropped at the next settle(); keep its place until then
-                means.append(inputs.policy_chosen_logps.new_zeros(()))
-                finite.append(torch.ones((), dtype=torch.bool, device=inputs.beta.device))
-                usable.append(False)
-                continue
-            own = replace(
-                inputs,
-                policy_chosen_logps=inputs.policy_chosen_logps[pos],
-                policy_rejected_logps=inputs.policy_rejected_logps[pos],
-                refs_chosen_logps=inputs.ref_chosen_logps[None],  # (1, B): one reference model
-                refs_rejected_logps=inputs.ref_rejected_logps[None],
-            )
-            try:
-                per_example = losses[index](own)  # (B,)
-                problem = output_problem(per_example, own.policy_chosen_logps.shape[0])
-            except Exception as exc:  # the sequential run ends here with ERROR and no steps
-                logger.warning("loss %s raised at step %d: %r", losses[index].name, step, exc)
-                self.outcomes[index] = TrainOutcome(
-                    RunStatus.ERROR, [], f"{type(exc).__name__}: {exc}"
+            per_example = None
+            if index not in self.errored:  # an errored copy keeps its place until settle()
+                own = replace(
+                    inputs,
+                    policy_chosen_logps=inputs.policy_chosen_logps[pos],
+                    policy_rejected_logps=inputs.policy_rejected_logps[pos],
                 )
-                per_example, problem = None, "raised"
-            if problem:
-                if index not in self.outcomes:
-                    self.finish(index, RunStatus.ERROR, problem, step - 1)
-                self.errored.add(index)
-                zero = own.policy_chosen_logps.new_zeros(())
-                means.append(zero)
-                finite.append(torch.ones((), dtype=torch.bool, device=zero.device))
-                usable.append(False)
-                continue
-            batch_loss = per_example.mean()
-            means.append(batch_loss.to(inputs.policy_chosen_logps.dtype))
-            finite.append(torch.isfinite(per_example).all())
-            usable.append(True)
-        return torch.stack(means), torch.stack(finite), usable
+                per_example = self._call(losses[index], own, index, step)
+            usable.append(per_example is not None)
+            if per_example is None:
+                per_example = inputs.ref_chosen_logps.new_zeros(inputs.ref_chosen_logps.shape)
+            rows.append(per_example.to(inputs.policy_chosen_logps.dtype))
+        per_example = torch.stack(rows)  # (K, B)
+        return per_example.mean(dim=1), torch.isfinite(per_example).all(dim=1), usable
+
+    def _call(self, loss: Loss, inputs: LossInputs, index: int, step: int) -> torch.Tensor | None:
+        """The loss's (B,) output, or None (recorded as ERROR) where the lean loop would stop."""
+        try:
+            per_example = loss(inputs)  # (B,)
+        except Exception as exc:  # the sequential run ends here with ERROR and no steps
+            logger.warning("loss %s raised at step %d: %r", loss.name, step, exc)
+            self.outcomes[index] = TrainOutcome(RunStatus.ERROR, [], f"{type(exc).__name__}: {exc}")
+            self.errored.add(index)
+            return None
+        problem = output_problem(per_example, inputs.policy_chosen_logps.shape[0])
+        if problem:
+            self.finish(index, RunStatus.ERROR, problem, step - 1)
+            self.errored.add(index)
+            return None
+        return per_example
 
     def update(
         self,
@@ -243,9 +251,10 @@ class _Population:
         """Backward, per-copy clipping and the masked AdamW step; flags candidates that fail."""
         if not any(usable):
             return  # nothing to train this step; settle() drops the unusable copies
-        device = means.device
-        index = torch.tensor(self.slots, device=device)  # (K,) candidate of each copy
-        alive = (self.code[index] == _ALIVE) & torch.tensor(usable, device=device)
+        index = self.index
+        alive = self.code[index] == _ALIVE
+        if not all(usable):
+            alive = alive & torch.tensor(usable, device=alive.device)
         for p in self.model.params.values():
             p.grad = None
         # Sum of the K mean losses: copy k's gradient is exactly the gradient of loss k.
@@ -258,7 +267,8 @@ class _Population:
         self.stop_step[index] = torch.where(bad_loss | bad_grad, step, self.stop_step[index])
         self.stop_loss[index] = torch.where(bad_loss, means.detach().float(), self.stop_loss[index])
         alive = alive & ~bad_loss & ~bad_grad
-        self.optimizer.step(alive)
+        # On CPU reading the flags costs nothing: skip the masking when every copy is alive.
+        self.optimizer.step(alive, masked=alive.device.type != "cpu" or not bool(alive.all()))
         self.history[step - 1, index] = torch.where(alive, means.detach().float(), float("nan"))
 
     def settle(self) -> None:
@@ -281,3 +291,4 @@ class _Population:
             self.model = self.model.select(chosen)
             self.optimizer.select(chosen, self.model.params)
             self.slots = [self.slots[pos] for pos in keep]
+            self.index = self.index[chosen]
