@@ -190,19 +190,12 @@ class GroupedLM:
         pr, sh = self.params, self.shape
         k, (b, p), (n_rows, s) = self.k, prefix.shape, suffix.shape
         c = sh.n_embd
-        x = torch.cat(
-            [
-                pr["wte"][:, prefix].reshape(k, b * p, c),
-                pr["wte"][:, suffix].reshape(k, n_rows * s, c),
-            ],
-            dim=1,
-        )
-        if sh.arch == "gpt2":  # learned absolute positions
-            pos = torch.cat(
-                [pr["wpe"][:, :p].repeat(1, b, 1), pr["wpe"][:, p : p + s].repeat(1, n_rows, 1)],
-                dim=1,
-            )
-            x = x + pos  # (K, M, C)
+        pre = pr["wte"][:, prefix]  # (K, B, p, C)
+        suf = pr["wte"][:, suffix]  # (K, 2B, s, C)
+        if sh.arch == "gpt2":  # learned absolute positions: the prefix at 0..p-1, then p..p+s-1
+            pre = pre + pr["wpe"][:, None, :p]
+            suf = suf + pr["wpe"][:, None, p : p + s]
+        x = torch.cat([pre.reshape(k, b * p, c), suf.reshape(k, n_rows * s, c)], dim=1)  # (K, M, C)
         rotary = self._rotary(p + s, x) if sh.arch == "llama" else None
         for i in range(sh.n_layer):
             qkv = self._linear(self._norm(x, f"{i}.ln1"), f"{i}.qkv")  # (K, M, 3C)
