@@ -123,9 +123,11 @@ class RayDispatcher:
 
         Jobs of a stage with a population trainer that share task, seed and config (see
         `jobs.group_jobs`) train as one population; the others run one after another in the
-        task. The task declares the CPUs and GPUs of one job.
+        task. The task declares the CPUs and GPUs of one job; a batch of one is a `submit`.
         """
-        if not jobs:
+        if len(jobs) <= 1:
+            for job in jobs:
+                self.submit(job)
             return
         ref = _run_batch_task.options(
             num_cpus=self.config.num_cpus,
