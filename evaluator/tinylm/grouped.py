@@ -111,6 +111,18 @@ class GroupedLM:
         """K trainable copies of `model`'s weights, on its device."""
         config = model.config
         if config.model_type == "gpt2":
+            plain = (
+                config.activation_function == "gelu"
+                and config.scale_attn_weights
+                and not config.scale_attn_by_inverse_layer_idx
+                and not config.reorder_and_upcast_attn
+                and config.resid_pdrop == config.embd_pdrop == config.attn_pdrop == 0.0
+            )
+            if not plain:
+                raise ValueError(
+                    "grouped GPT-2 supports build_model's settings only: exact GELU, 1/sqrt(d) "
+                    "attention scaling, no dropout"
+                )
             shape = _Shape(
                 "gpt2", config.n_layer, config.n_head, config.n_embd, config.layer_norm_epsilon
             )
@@ -120,6 +132,8 @@ class GroupedLM:
                 raise ValueError("grouped Llama needs num_key_value_heads == num_attention_heads")
             if config.attention_bias or config.mlp_bias or config.hidden_act != "silu":
                 raise ValueError("grouped Llama supports bias-free layers with SiLU only")
+            if config.attention_dropout != 0.0:
+                raise ValueError("grouped Llama supports no attention dropout")
             shape = _Shape(
                 "llama",
                 config.num_hidden_layers,
@@ -150,7 +164,7 @@ class GroupedLM:
 
     @torch.no_grad()
     def write_to(self, index: int, model: PreTrainedModel) -> None:
-        """Copy copy `index`'s weights into `model` (same architecture and shape)."""
+        """Write the weights of copy `index` into `model` (same architecture and shape)."""
         state = dict(model.named_parameters())
         for name, sources, transposed in self.layout:
             value = self.params[name][index]

@@ -166,7 +166,7 @@ def train_population(
             refs_chosen_logps=inputs.ref_chosen_logps[None],
             refs_rejected_logps=inputs.ref_rejected_logps[None],
         )
-        means, finite, usable = state.apply(losses, inputs, step)  # (K,), (K,), (K,)
+        means, finite, usable = state.apply(losses, inputs, step)  # (K,), (K,), K bools
         state.update(means, finite, usable, step, max_grad_norm)
         if step % sync_every == 0:
             state.settle()

@@ -152,6 +152,13 @@ def test_write_to_gives_back_the_weights() -> None:
         assert torch.equal(a, b), name
 
 
+def test_a_model_the_grouped_layers_do_not_cover_is_refused() -> None:
+    model = build_model(ModelConfig(), vocab_size=20, pad_token_id=0, eos_token_id=1, seed=0)
+    model.config.activation_function = "gelu_new"  # five ops, not what the grouped layers run
+    with pytest.raises(ValueError, match="build_model's settings"):
+        GroupedLM.from_model(model, 2)
+
+
 # -- the trainer, on both architectures ---------------------------------------------------------
 
 
