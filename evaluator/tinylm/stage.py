@@ -82,10 +82,12 @@ class TinyLMConfig:
     max_kl: float = 40.0  # KL(pi || pi_ref) per sequence, in nats, beyond which a run DIVERGED
     max_seconds: float | None = None  # wall-clock budget of the whole run (of a population:
     # the whole population's); None: unlimited
-    # Candidates trained together by run_tinylm_population. Memory grows linearly: each copy of
-    # the default model holds ~1.6 MB of weights, gradients and AdamW moments and ~10 MB of
-    # activations per step (bench/population.py measures peak memory per K), so 16 stays far
-    # below a CPU worker's share; on CPU the speed-up saturates by 16, on a GPU raise it.
+    # Candidates trained together by run_tinylm_population. Memory grows ~12 MB per copy of the
+    # default model (weights, gradients, AdamW moments, activations; bench/population.py
+    # measured 187 MB at 16, 705 MB at 64), so 16 fits any CPU worker. On CPU the training
+    # speed-up is flat from 4 on, while the data made once per population (train pairs,
+    # reference log-probs and samples: ~1.6 s per task and seed) is split 16 ways. On a GPU,
+    # where K = 256 still fits in a few GB, raise it.
     population_size: int = 16
     model: ModelConfig = field(default_factory=ModelConfig)  # shape of policy and reference
     sft: SFTConfig = field(default_factory=SFTConfig)  # how the reference is fine-tuned
