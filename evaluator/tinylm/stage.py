@@ -87,7 +87,7 @@ class TinyLMConfig:
     # measured 187 MB at 16, 705 MB at 64), so 16 fits any CPU worker. On CPU the training
     # speed-up is flat from 4 on, while the data made once per population (train pairs,
     # reference log-probs and samples: ~1.6 s per task and seed) is split 16 ways. On a GPU,
-    # where K = 256 still fits in a few GB, raise it.
+    # raise it (by the same ~12 MB per copy, K = 256 needs about 3 GB).
     population_size: int = 16
     model: ModelConfig = field(default_factory=ModelConfig)  # shape of policy and reference
     sft: SFTConfig = field(default_factory=SFTConfig)  # how the reference is fine-tuned
