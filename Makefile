@@ -30,10 +30,9 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Every benchmark (bench/suite.py): writes bench/results.json and prints the markdown table.
 bench: install
-	$(BIN)/python bench/sandbox.py
-	$(BIN)/python bench/evaluator.py
-	$(BIN)/python bench/campaign.py
+	$(BIN)/python bench/suite.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info

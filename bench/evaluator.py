@@ -1,84 +1,164 @@
-"""Evaluator benchmark: bandit seconds per candidate; tinylm lean loop vs TRL's DPOTrainer.
+"""Evaluator benchmark: seconds per candidate of each stage, one at a time vs as a population.
 
-    .venv/bin/python bench/evaluator.py [--seeds 3] [--out bench/evaluator.json]
+    .venv/bin/python bench/evaluator.py [--k 8] [--repeats 2] [--stages bandit,tinylm]
+        [--cache-dir DIR] [--out FILE]
 
-- bandit: wall seconds of `run_bandit` for the DPO graph rebuilt by the sandbox, per family and
-  per candidate-seed (all four families), on one torch thread as a Ray worker runs it.
-  Target: under 2 s per candidate on one core.
-- tinylm: runs bench/evaluator_tinylm.py (lean loop and TRL side by side on the same model and
-  batch) at 1 and at 2 torch threads, and reports its steps/s and ratios. Target: lean >= 10x TRL.
+K registry baselines, validated and rebuilt by the sandbox as candidates are, run through each
+stage with its default config on one torch thread (as a Ray worker runs them), two ways,
+alternated --repeats times (medians reported):
 
-Prints a table and, last, one JSON line with every number (also written to --out).
+- sequential: `run_bandit` / `run_tinylm` for each candidate, one after another;
+- population: `run_bandit_population` / `run_tinylm_population` for all K at once.
+
+bandit: seconds per candidate for one seed of all four families (target: under 2 s on one core).
+tinylm: seconds per candidate for one seed of the sorting task, everything a run does included
+(train pairs sampled from the reference, reference log-probs, 128 training steps, evaluation),
+the reference itself loaded from --cache-dir (trained there first, about 10 s, not timed). A
+population makes the pairs, reference log-probs and reference samples once for all K.
+
+Prints a table and, last, one JSON line (also written to --out).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here downloads; make sure of it
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import logging  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
+import warnings  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 
 import torch  # noqa: E402
 
-from evaluator.bandit import FAMILIES, BanditConfig, run_bandit  # noqa: E402
+from evaluator.bandit import FAMILIES, BanditConfig, run_bandit, run_bandit_population  # noqa: E402
 from evaluator.baselines import BASELINES  # noqa: E402
 from evaluator.jobs import load_loss  # noqa: E402
+from evaluator.losses import Loss  # noqa: E402
+from evaluator.results import RunStatus  # noqa: E402
+from evaluator.tinylm import TASKS, TinyLMConfig, run_tinylm, run_tinylm_population  # noqa: E402
+from evaluator.tinylm.reference import load_reference  # noqa: E402
 from sandbox import Candidate, Sandbox, SandboxConfig  # noqa: E402
 
+# Registry baselines that train cleanly in both stages (no batch-statistic NaNs at small batches).
+NAMES = ("dpo", "ipo", "hinge", "bco_pair", "sppo_hard", "nca_pair", "apo_zero", "padll")
 
-def bench_bandit(seeds: int) -> dict[str, float]:
+
+def candidates(k: int) -> list[Loss]:
+    """K losses: the baselines of NAMES, cycled, as rebuilt graphs."""
+    names = [NAMES[i % len(NAMES)] for i in range(k)]
+    graphs = {}
     with Sandbox(SandboxConfig(pool_size=1)) as sandbox:
-        verdict = sandbox.validate(Candidate(name="dpo", thought="", code=BASELINES["dpo"].source))
-    loss = load_loss("dpo", verdict.graph_json or "")
-    torch.set_num_threads(1)
+        for name in sorted(set(names)):
+            verdict = sandbox.validate(Candidate(name, "", BASELINES[name].source))
+            if not verdict.accepted:
+                raise RuntimeError(f"{name} was rejected: {verdict.reason}")
+            graphs[name] = verdict.graph_json or ""
+    return [load_loss(name, graphs[name]) for name in names]
+
+
+def alternate(
+    sequential: Callable[[], list], population: Callable[[], list], repeats: int
+) -> tuple[float, float]:
+    """(median seconds of `sequential`, of `population`), run alternately; both must succeed."""
+    seq, pop = [], []
+    for _ in range(repeats):
+        for fn, times in ((population, pop), (sequential, seq)):
+            start = time.perf_counter()
+            results = fn()
+            times.append(time.perf_counter() - start)
+            failed = [r.reason for r in results if r.status is not RunStatus.DONE]
+            if failed:
+                raise RuntimeError(f"a benchmark run failed: {failed[:3]}")
+    return statistics.median(seq), statistics.median(pop)
+
+
+def bench_bandit(losses: list[Loss], repeats: int) -> dict[str, float]:
     config = BanditConfig()
-    run_bandit(loss, task="tabular", seed=99, config=config)  # warm-up (vmap tracing, allocator)
-    per_family: dict[str, list[float]] = {name: [] for name in FAMILIES}
-    per_candidate: list[float] = []
-    for seed in range(seeds):
-        total = 0.0
-        for family in FAMILIES:
-            started = time.perf_counter()
-            run_bandit(loss, task=family, seed=seed, config=config)
-            elapsed = time.perf_counter() - started
-            per_family[family].append(elapsed)
-            total += elapsed
-        per_candidate.append(total)
-    out = {f"bandit/{k}_s": statistics.median(v) for k, v in per_family.items()}
-    out["bandit/candidate_seed_s"] = statistics.median(per_candidate)
-    return out
+    run_bandit(losses[0], task="tabular", seed=99, config=config)  # warm-up (vmap, allocator)
 
+    def sequential() -> list:
+        return [
+            run_bandit(loss, task=family, seed=0, config=config)
+            for family in FAMILIES
+            for loss in losses
+        ]
 
-def bench_tinylm(threads: int) -> dict[str, float]:
-    result = subprocess.run(
-        [sys.executable, str(_HERE / "evaluator_tinylm.py"), "--threads", str(threads)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    numbers = json.loads(result.stdout.strip().splitlines()[-1])
+    def population() -> list:
+        return [
+            result
+            for family in FAMILIES
+            for result in run_bandit_population(losses, task=family, seed=0, config=config)
+        ]
+
+    seq, pop = alternate(sequential, population, repeats)
+    k = len(losses)
     return {
-        f"tinylm/threads={threads}/{k}": v for k, v in numbers.items() if isinstance(v, int | float)
+        "bandit/k": k,
+        "bandit/sequential_s_per_candidate": seq / k,
+        "bandit/population_s_per_candidate": pop / k,
+        "bandit/population_speedup": seq / pop,
+    }
+
+
+def bench_tinylm(losses: list[Loss], repeats: int, cache_dir: Path) -> dict[str, float]:
+    config = TinyLMConfig(cache_dir=cache_dir)
+    reference = load_reference(
+        TASKS["sorting"], model_config=config.model, sft_config=config.sft, cache_dir=cache_dir
+    )
+    print(
+        f"tinylm reference: {'loaded' if reference.from_cache else 'trained'} in "
+        f"{reference.seconds:.1f} s"
+    )
+    short = TinyLMConfig(cache_dir=cache_dir, max_steps=2, num_train_pairs=64)
+    run_tinylm(losses[0], task="sorting", seed=99, config=short)  # warm-up
+
+    def sequential() -> list:
+        return [run_tinylm(loss, task="sorting", seed=0, config=config) for loss in losses]
+
+    def population() -> list:
+        return run_tinylm_population(losses, task="sorting", seed=0, config=config)
+
+    seq, pop = alternate(sequential, population, repeats)
+    k = len(losses)
+    return {
+        "tinylm/k": k,
+        "tinylm/sequential_s_per_candidate": seq / k,
+        "tinylm/population_s_per_candidate": pop / k,
+        "tinylm/population_speedup": seq / pop,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--k", type=int, default=8, help="candidates per measurement")
+    parser.add_argument("--repeats", type=int, default=2, help="alternating runs per side")
+    parser.add_argument("--stages", default="bandit,tinylm")
+    parser.add_argument("--cache-dir", type=Path, help="tinylm reference cache (default: temp)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    logging.disable(logging.WARNING)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    torch.set_num_threads(1)
 
-    numbers = bench_bandit(args.seeds)
-    for threads in (1, 2):
-        numbers.update(bench_tinylm(threads))
+    losses = candidates(args.k)
+    stages = args.stages.split(",")
+    numbers: dict[str, float] = {}
+    if "bandit" in stages:
+        numbers.update(bench_bandit(losses, args.repeats))
+    if "tinylm" in stages:
+        cache_dir = args.cache_dir or Path(tempfile.mkdtemp(prefix="tinylm-bench-"))
+        numbers.update(bench_tinylm(losses, args.repeats, cache_dir))
     width = max(len(k) for k in numbers)
     for key, value in numbers.items():
         print(f"{key:<{width}}  {value:10.3f}")

@@ -1,13 +1,17 @@
-"""Ray dispatch: the one module with `@ray.remote`, thin wrappers over `jobs.run_job`.
+"""Ray dispatch: the one module with `@ray.remote`, thin wrappers over `jobs.run_job`/`run_batch`.
 
 `RayDispatcher` starts or joins Ray (a local instance by default; an existing cluster when an
 address is given), submits jobs as tasks that declare their CPU/GPU needs, and collects finished
-ones as `RunResult`s. Three failures become statuses here rather than exceptions:
+ones as `RunResult`s. `submit` sends one job per task; `submit_batch` sends several in one task
+(`jobs.run_batch`: a population trainer where the stage has one), and `collect` still yields one
+`(job, result)` per job. Three failures become statuses here rather than exceptions, for every job
+of the task:
 
 - a worker process that dies mid-task is retried by Ray up to `max_retries` times, then the job is
   recorded as ERROR with the reason (Ray's own account of the death);
 - a job still running after `timeout_s` is cancelled with force (its worker process is killed, so
-  nothing keeps running) and recorded as TIMEOUT;
+  nothing keeps running) and recorded as TIMEOUT. A batch of n jobs gets n times `timeout_s`:
+  the time n single tasks would have had one after another;
 - a job that asks for more CPUs or GPUs than the whole cluster has (Ray would queue it for ever)
   is answered at once as ERROR with that reason.
 
@@ -24,7 +28,7 @@ import ray
 import torch
 from ray.exceptions import RayError, TaskCancelledError, WorkerCrashedError
 
-from evaluator.jobs import EvalJob, job_resources, run_job
+from evaluator.jobs import EvalJob, group_jobs, job_resources, run_batch, run_job
 from evaluator.results import RunResult, RunStatus
 
 log = logging.getLogger(__name__)
@@ -51,6 +55,13 @@ def _run_job_task(job: EvalJob) -> RunResult:
 
 
 @ray.remote
+def _run_batch_task(jobs: list[EvalJob]) -> list[RunResult]:
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+    torch.set_num_threads(max(1, int(cpus)))
+    return run_batch(jobs)
+
+
+@ray.remote
 def _warm_up() -> None:
     # Nothing to do: unpickling this function imports this module, and with it torch, transformers
     # and the stages, which is what a worker's first real task would otherwise wait for.
@@ -63,12 +74,19 @@ class _Pending:
     submitted: float
 
 
+@dataclass
+class _PendingBatch:
+    jobs: list[EvalJob]
+    submitted: float
+
+
 class RayDispatcher:
     """Submit jobs, collect results. Call `start()` first; `close()` leaves a joined cluster up."""
 
     def __init__(self, config: DispatchConfig) -> None:
         self.config = config
         self._pending: dict[ray.ObjectRef, _Pending] = {}
+        self._batches: dict[ray.ObjectRef, _PendingBatch] = {}
         self._warming: list[ray.ObjectRef] = []  # warm-up tasks, never waited for
         self._started_here = False
 
@@ -96,16 +114,18 @@ class RayDispatcher:
         ]
 
     def close(self) -> None:
-        for ref in list(self._pending):
+        for ref in [*self._pending, *self._batches]:
             ray.cancel(ref, force=True)
         self._pending.clear()
+        self._batches.clear()
         if self._started_here:
             ray.shutdown()
             self._started_here = False
 
     @property
     def in_flight(self) -> int:
-        return len(self._pending)
+        """Jobs submitted and not yet collected (a batch counts each of its jobs)."""
+        return len(self._pending) + sum(len(b.jobs) for b in self._batches.values())
 
     def submit(self, job: EvalJob) -> None:
         cpus, gpus = job_resources(job, cluster_gpus=lambda: _cluster_total("GPU"))
@@ -138,24 +158,56 @@ class RayDispatcher:
             ).remote(job)
         self._pending[ref] = _Pending(job=job, submitted=time.monotonic())
 
+    def submit_batch(self, jobs: list[EvalJob]) -> None:
+        """Run `jobs` in one task (`jobs.run_batch`); `collect` yields a result for each.
+
+        Jobs of a stage with a population trainer that share task, seed and config (see
+        `jobs.group_jobs`) train as one population; the others run one after another in the
+        task. The task declares the CPUs and GPUs of one job; a batch of one is a `submit`.
+        """
+        if len(jobs) <= 1:
+            for job in jobs:
+                self.submit(job)
+            return
+        ref = _run_batch_task.options(
+            num_cpus=self.config.num_cpus,
+            num_gpus=self.config.num_gpus,
+            max_retries=self.config.max_retries,
+            retry_exceptions=False,  # run_batch turns candidate failures into statuses itself
+        ).remote(list(jobs))
+        self._batches[ref] = _PendingBatch(jobs=list(jobs), submitted=time.monotonic())
+
     def collect(self, timeout_s: float = 0.0) -> list[tuple[EvalJob, RunResult]]:
         """Results of the jobs that finished within `timeout_s` (or timed out), oldest first."""
-        if not self._pending:
+        refs = [*self._pending, *self._batches]
+        if not refs:
             return []
-        refs = list(self._pending)
         # Wait for the first result only, then take whatever else is ready: waiting for all of
         # them would hold finished results (and idle workers) until the timeout.
         ready, _ = ray.wait(refs, num_returns=1, timeout=timeout_s, fetch_local=True)
         if ready:
             ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0, fetch_local=True)
-        done = [(self._pending.pop(ref).job, self._result(ref)) for ref in ready]
+        done = []
+        for ref in ready:
+            if ref in self._pending:
+                done.append((self._pending.pop(ref).job, self._result(ref)))
+            else:
+                done.extend(self._batch_results(ref, self._batches.pop(ref).jobs))
         done.extend(self._expire())
         return done
 
-    def run_all(self, jobs: list[EvalJob], poll_s: float = 0.2) -> list[RunResult]:
-        """Submit `jobs` and wait for every result, returned in the order of `jobs`."""
-        for job in jobs:
-            self.submit(job)
+    def run_all(
+        self, jobs: list[EvalJob], poll_s: float = 0.2, *, batched: bool = False
+    ) -> list[RunResult]:
+        """Submit `jobs` and wait for every result, returned in the order of `jobs`.
+
+        `batched`: send them as `group_jobs` batches (populations) instead of one task each."""
+        if batched:
+            for batch in group_jobs(jobs):
+                self.submit_batch(batch)
+        else:
+            for job in jobs:
+                self.submit(job)
         results: dict[int, RunResult] = {}
         ids = {id(job): i for i, job in enumerate(jobs)}
         while len(results) < len(jobs):
@@ -166,16 +218,30 @@ class RayDispatcher:
     def _result(self, ref: ray.ObjectRef) -> RunResult:
         try:
             return ray.get(ref)
-        except TaskCancelledError:
+        except RayError as exc:
+            return self._task_failure(exc)
+
+    def _batch_results(
+        self, ref: ray.ObjectRef, jobs: list[EvalJob]
+    ) -> list[tuple[EvalJob, RunResult]]:
+        try:
+            results = ray.get(ref)
+        except RayError as exc:
+            failure = self._task_failure(exc)  # the task failed: so did every job in it
+            return [(job, failure) for job in jobs]
+        return list(zip(jobs, results, strict=True))
+
+    def _task_failure(self, exc: RayError) -> RunResult:
+        """The status of a job whose task Ray could not complete."""
+        if isinstance(exc, TaskCancelledError):
             return RunResult(status=RunStatus.TIMEOUT, reason="cancelled")
-        except WorkerCrashedError as exc:
+        if isinstance(exc, WorkerCrashedError):
             return RunResult(
                 status=RunStatus.ERROR,
                 reason=f"the worker process died {self.config.max_retries + 1} times "
                 f"(Ray retried it {self.config.max_retries} times): {_first_line(exc)}",
             )
-        except RayError as exc:
-            return RunResult(status=RunStatus.ERROR, reason=f"ray: {_first_line(exc)}")
+        return RunResult(status=RunStatus.ERROR, reason=f"ray: {_first_line(exc)}")
 
     def _expire(self) -> list[tuple[EvalJob, RunResult]]:
         now = time.monotonic()
@@ -199,6 +265,25 @@ class RayDispatcher:
                     ),
                 )
             )
+        out.extend(self._expire_batches(now))
+        return out
+
+    def _expire_batches(self, now: float) -> list[tuple[EvalJob, RunResult]]:
+        out = []
+        for ref, batch in list(self._batches.items()):
+            budget = self.config.timeout_s * len(batch.jobs)
+            if now - batch.submitted <= budget:
+                continue
+            del self._batches[ref]
+            ray.cancel(ref, force=True)  # kills the worker process: nothing runs on
+            log.warning("a batch of %d jobs timed out", len(batch.jobs))
+            result = RunResult(
+                status=RunStatus.TIMEOUT,
+                reason=f"its batch of {len(batch.jobs)} jobs was still running after "
+                f"{budget:g} s ({self.config.timeout_s:g} s per job); killed",
+                seconds=(now - batch.submitted) / len(batch.jobs),
+            )
+            out.extend((job, result) for job in batch.jobs)
         return out
 
 

@@ -1,4 +1,4 @@
-"""One evaluation job as plain data, and the plain function that runs it on a worker.
+"""One evaluation job as plain data, and the plain functions that run jobs on a worker.
 
 A job carries the candidate's graph JSON (never source code), the stage, task and seed, and the
 stage config as a dict. `run_job` rebuilds the graph through the sandbox's op allow-list, trains,
@@ -8,26 +8,32 @@ exception's summary, so a broken candidate or a bug costs one evaluation, not th
 An hf job's config may also carry the judge's API key as a `Secret` under JUDGE_API_KEY (never
 printed); `job_resources` says what CPUs and GPUs a job's task should declare.
 
+`run_batch` runs several jobs in one call: jobs of a stage with a population trainer (bandit,
+tinylm) that share task, seed and config train together, `population_size` at a time, each getting
+the result `run_job` would give it; other jobs run one at a time. `group_jobs` cuts a list of
+jobs into such batches, for the dispatcher's `submit_batch`.
+
 It knows nothing of Ray (see `dispatch`), the archive or scoring.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from evaluator.bandit import BanditConfig, run_bandit
+from evaluator.bandit import BanditConfig, run_bandit, run_bandit_population
 from evaluator.hf.config import parse_hf_config
 from evaluator.losses import Loss
 from evaluator.results import RunResult, RunStatus
 from evaluator.secrets import Secret
-from evaluator.tinylm import TinyLMConfig, run_tinylm
+from evaluator.tinylm import TinyLMConfig, run_tinylm, run_tinylm_population
 from sandbox import rebuild_graph
 
 log = logging.getLogger(__name__)
@@ -62,21 +68,107 @@ def run_job(job: EvalJob) -> RunResult:
     try:
         loss = load_loss(job.loss_name, job.graph_json)
         return _run_stage(job, loss)
-    except MemoryError:
+    except Exception as exc:
+        return _failed(job, exc, time.perf_counter() - started)
+
+
+def _failed(job: EvalJob, exc: Exception, seconds: float) -> RunResult:
+    """The result of a job whose run raised `exc` (the task boundary's conversion)."""
+    if isinstance(exc, MemoryError):
         return RunResult(
             status=RunStatus.OOM,
             reason=f"out of memory during {job.stage}/{job.task} seed {job.seed}",
-            seconds=time.perf_counter() - started,
+            seconds=seconds,
         )
-    except Exception as exc:
-        log.warning(
-            "job %s/%s seed %s failed:\n%s", job.stage, job.task, job.seed, traceback.format_exc()
-        )
-        return RunResult(
-            status=RunStatus.ERROR,
-            reason=f"{type(exc).__name__}: {str(exc)[:500]}",
-            seconds=time.perf_counter() - started,
-        )
+    log.warning(
+        "job %s/%s seed %s failed:\n%s",
+        job.stage,
+        job.task,
+        job.seed,
+        "".join(traceback.format_exception(exc)),
+    )
+    return RunResult(
+        status=RunStatus.ERROR, reason=f"{type(exc).__name__}: {str(exc)[:500]}", seconds=seconds
+    )
+
+
+# Stages with a population trainer: config class and the function that trains many losses.
+_POPULATION: dict[str, tuple[type, Callable[..., list[RunResult]]]] = {
+    "bandit": (BanditConfig, run_bandit_population),
+    "tinylm": (TinyLMConfig, run_tinylm_population),
+}
+
+
+def batch_key(job: EvalJob) -> tuple[str, str, int, str]:
+    """Jobs with equal keys can train as one population (same stage, task, seed and config)."""
+    return job.stage, job.task, job.seed, json.dumps(job.config, sort_keys=True, default=str)
+
+
+def population_size(job: EvalJob) -> int:
+    """How many jobs like `job` may share a batch: the stage config's population_size, or 1 for
+    a stage without a population trainer (or a config that does not build)."""
+    if job.stage not in _POPULATION:
+        return 1
+    try:
+        return _build(_POPULATION[job.stage][0], job.config).population_size
+    except (TypeError, ValueError):
+        return 1  # the job will fail on its own, with the config's error as its reason
+
+
+def group_jobs(jobs: Sequence[EvalJob]) -> list[list[EvalJob]]:
+    """`jobs` cut into batches for `run_batch` / `RayDispatcher.submit_batch`: jobs with equal
+    `batch_key`, at most `population_size` each, in the order of their first job."""
+    groups: dict[tuple[str, str, int, str], list[list[EvalJob]]] = {}
+    for job in jobs:
+        chunks = groups.setdefault(batch_key(job), [[]])
+        if len(chunks[-1]) >= population_size(job):
+            chunks.append([])
+        chunks[-1].append(job)
+    return [chunk for chunks in groups.values() for chunk in chunks]
+
+
+def run_batch(jobs: Sequence[EvalJob]) -> list[RunResult]:
+    """Results of `jobs`, in their order, as `run_job` would give each; never raises.
+
+    Jobs that share a `batch_key` of a stage with a population trainer train together; a job
+    whose graph does not rebuild gets its ERROR alone; anything else runs one job at a time.
+    """
+    results: dict[int, RunResult] = {}
+    together: dict[tuple[str, str, int, str], list[int]] = {}
+    for i, job in enumerate(jobs):
+        if job.stage in _POPULATION:
+            together.setdefault(batch_key(job), []).append(i)
+        else:
+            results[i] = run_job(job)
+    for indices in together.values():
+        results.update(_run_population([jobs[i] for i in indices], indices))
+    return [results[i] for i in range(len(jobs))]
+
+
+def _run_population(jobs: list[EvalJob], indices: list[int]) -> dict[int, RunResult]:
+    """One population (jobs with one batch key): results by the jobs' indices in the batch."""
+    first = jobs[0]
+    started = time.perf_counter()
+    out: dict[int, RunResult] = {}
+    losses: list[Loss] = []
+    trained: list[int] = []
+    for index, job in zip(indices, jobs, strict=True):
+        try:
+            losses.append(load_loss(job.loss_name, job.graph_json))
+            trained.append(index)
+        except Exception as exc:  # this candidate's graph only
+            out[index] = _failed(job, exc, 0.0)
+    if not losses:
+        return out
+    config_cls, train_all = _POPULATION[first.stage]
+    try:
+        config = _build(config_cls, first.config)
+        results = train_all(losses, task=first.task, seed=first.seed, config=config)
+    except Exception as exc:  # a bad config or task, or a bug: every job of the population
+        seconds = (time.perf_counter() - started) / len(trained)
+        by_index = {i: job for i, job in zip(indices, jobs, strict=True)}
+        return out | {i: _failed(by_index[i], exc, seconds) for i in trained}
+    return out | dict(zip(trained, results, strict=True))
 
 
 def _run_stage(job: EvalJob, loss: Loss) -> RunResult:

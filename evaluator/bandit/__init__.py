@@ -1,7 +1,7 @@
 """The `bandit` stage: tabular preference problems with a known optimum (seconds a candidate)."""
 
 from evaluator.bandit.problems import FAMILIES, BanditFamily, BanditProblem, make_problem
-from evaluator.bandit.stage import BanditConfig, run_bandit
+from evaluator.bandit.stage import BanditConfig, run_bandit, run_bandit_population
 
 __all__ = [
     "FAMILIES",
@@ -10,4 +10,5 @@ __all__ = [
     "BanditProblem",
     "make_problem",
     "run_bandit",
+    "run_bandit_population",
 ]

@@ -12,19 +12,31 @@ labels with extra noise at the main beta, all from the same sampled problem and 
   fraction of the area under the exact optimal frontier (pi*_beta for every beta) over the same KL
   range; reward and KL over all prompts, so KL spent on prompts without data is KL wasted.
 
+`run_bandit_population` gives K losses, for the same family and seed, the results `run_bandit`
+gives each: one problem and one set of pairs, the K x R runs trained stacked (`train_population`,
+`population_size` losses at a time), the metrics computed per loss from its own runs.
+
 It does not compare with DPO (see `evaluator.scoring`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from evaluator.bandit.problems import FAMILIES, BanditProblem, make_problem, optimal_policy
-from evaluator.bandit.train import expected_reward, kl_to_ref, train_runs
+from evaluator.bandit.train import (
+    RunBatch,
+    expected_reward,
+    kl_to_ref,
+    train_population,
+    train_runs,
+)
 from evaluator.losses import Loss
 from evaluator.results import RunResult, RunStatus
 
@@ -40,6 +52,10 @@ class BanditConfig:
     # beta, not the step budget, sets how far the policy moves.
     max_steps: int = 300
     extra_label_noise: float = 0.2  # labels flipped for the noise-robustness run
+    # Losses trained together by run_bandit_population. A run is a few kB of parameters and
+    # Adam moments plus (N,) activations, so memory never binds; each loss still runs its own
+    # graph every step, so the speed-up (1.4x at 8 on one core) comes from the shared rest.
+    population_size: int = 16
 
     def __post_init__(self) -> None:
         if self.beta <= 0 or any(b <= 0 for b in self.beta_grid):
@@ -48,34 +64,93 @@ class BanditConfig:
             raise ValueError("extra_label_noise must be in [0, 0.5): at 0.5 labels carry nothing")
         if self.max_steps < 1 or self.learning_rate <= 0:
             raise ValueError("max_steps must be >= 1 and learning_rate > 0")
+        if self.population_size < 1:
+            raise ValueError(f"population_size must be >= 1, got {self.population_size}")
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """One family and seed: the problem and the R runs every loss trains."""
+
+    problem: BanditProblem
+    grid: list[float]  # betas of the frontier, sorted
+    main: int  # index of config.beta in grid
+    betas: torch.Tensor  # (R,) the grid, then config.beta again for the noisy-label run
+    chosen: torch.Tensor  # (R, N)
+    rejected: torch.Tensor  # (R, N)
+
+
+def _setup(task: str, seed: int, config: BanditConfig) -> _Setup:
+    if task not in FAMILIES:
+        raise ValueError(f"unknown bandit task {task!r}; choose one of {sorted(FAMILIES)}")
+    rng = np.random.default_rng(seed)
+    problem = make_problem(FAMILIES[task], rng)
+    noisy = problem.flip_labels(config.extra_label_noise, rng)
+    grid = sorted(set(config.beta_grid) | {config.beta})
+    return _Setup(
+        problem=problem,
+        grid=grid,
+        main=grid.index(config.beta),
+        betas=torch.tensor([*grid, config.beta], dtype=torch.float64),  # last run: noisy labels
+        chosen=torch.stack([problem.pair_chosen] * len(grid) + [noisy.pair_chosen]),
+        rejected=torch.stack([problem.pair_rejected] * len(grid) + [noisy.pair_rejected]),
+    )
 
 
 def run_bandit(loss: Loss, *, task: str, seed: int, config: BanditConfig) -> RunResult:
     """Train `loss` on family `task` with problem and data drawn from `seed`."""
-    if task not in FAMILIES:
-        raise ValueError(f"unknown bandit task {task!r}; choose one of {sorted(FAMILIES)}")
     started = time.perf_counter()
-    rng = np.random.default_rng(seed)
-    problem = make_problem(FAMILIES[task], rng)
-    noisy = problem.flip_labels(config.extra_label_noise, rng)
-
-    grid = sorted(set(config.beta_grid) | {config.beta})
-    main = grid.index(config.beta)
-    betas = torch.tensor([*grid, config.beta], dtype=torch.float64)  # last run: noisy labels
-    chosen = torch.stack([problem.pair_chosen] * len(grid) + [noisy.pair_chosen])
-    rejected = torch.stack([problem.pair_rejected] * len(grid) + [noisy.pair_rejected])
+    setup = _setup(task, seed, config)
     batch = train_runs(
-        problem,
+        setup.problem,
         loss,
-        betas=betas,
-        chosen=chosen,
-        rejected=rejected,
+        betas=setup.betas,
+        chosen=setup.chosen,
+        rejected=setup.rejected,
         learning_rate=config.learning_rate,
         max_steps=config.max_steps,
     )
-    seconds = time.perf_counter() - started
-    losses = batch.losses[:, main].tolist()
+    return _result(setup, batch, task=task, config=config, seconds=time.perf_counter() - started)
 
+
+def run_bandit_population(
+    losses: Sequence[Loss], *, task: str, seed: int, config: BanditConfig
+) -> list[RunResult]:
+    """`run_bandit` for each of `losses` (same family, seed, config), trained stacked.
+
+    A loss that raises or returns the wrong shape gets an ERROR result (where `run_bandit`
+    raises); the others are untouched. Each result's `seconds` is its share of the call's time.
+    """
+    started = time.perf_counter()
+    setup = _setup(task, seed, config)
+    results: list[RunResult] = []
+    for first in range(0, len(losses), config.population_size):
+        group = losses[first : first + config.population_size]
+        population = train_population(
+            setup.problem,
+            group,
+            betas=setup.betas,
+            chosen=setup.chosen,
+            rejected=setup.rejected,
+            learning_rate=config.learning_rate,
+            max_steps=config.max_steps,
+        )
+        for k, error in enumerate(population.errors):
+            if error is not None:
+                reason = f"{type(error).__name__}: {str(error)[:500]}"
+                results.append(RunResult(status=RunStatus.ERROR, reason=reason))
+            else:
+                results.append(_result(setup, population.of(k), task=task, config=config))
+    share = (time.perf_counter() - started) / max(1, len(losses))
+    return [dataclasses.replace(result, seconds=share) for result in results]
+
+
+def _result(
+    setup: _Setup, batch: RunBatch, *, task: str, config: BanditConfig, seconds: float = 0.0
+) -> RunResult:
+    """One loss's result from its R runs."""
+    problem, grid, main = setup.problem, setup.grid, setup.main
+    losses = batch.losses[:, main].tolist()
     for run, what in ((main, "the main run"), (len(grid), "the label-noise run")):
         if not batch.alive[run]:
             step = int(batch.failed_step[run])

@@ -6,17 +6,24 @@ goes non-finite stops where it is while the others go on. The loss is applied to
 (N,) slice, under `torch.func.vmap` when the loss's ops allow it (one call per step), else in a
 loop: batch statistics inside a loss (mean, std over the batch) then see exactly one run's batch.
 
+`train_population` does the same for K losses at once: K x R runs stacked (loss k owns runs
+k*R .. k*R+R-1), one log-softmax, backward and Adam step for all, each loss applied to its own R
+slices. Adam is elementwise and each run's gradient depends only on its own loss, so every run
+follows the trajectory it would follow alone. A loss that raises, or returns the wrong shape, is
+recorded and its runs frozen; the other losses go on.
+
 It does not choose betas or turn metrics into scores (see `stage`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
 from evaluator.bandit.problems import BanditProblem
-from evaluator.losses import Loss, LossInputs
+from evaluator.losses import CORE_INPUTS, Loss, LossInputs
 
 _ADAM_BETAS = (0.9, 0.999)
 _ADAM_EPS = 1e-8
@@ -50,16 +57,41 @@ def _inputs(
     problem: BanditProblem, log_policy: torch.Tensor, chosen: torch.Tensor, rejected: torch.Tensor
 ) -> dict[str, torch.Tensor]:
     """The contract's tensors for every run: (R, N) log-probs, (R, 1, N) single-reference stacks."""
-    log_ref = torch.log_softmax(problem.ref_logits, dim=-1)  # (P, K)
-    x = problem.pair_prompt  # (N,)
-    rc, rr = log_ref[x.unsqueeze(0), chosen], log_ref[x.unsqueeze(0), rejected]  # (R, N)
+    policy = _policy_inputs(log_policy, *_flat_index(problem, chosen, rejected))
+    return {**policy, **_fixed_inputs(problem, chosen, rejected)}
+
+
+def _flat_index(
+    problem: BanditProblem, chosen: torch.Tensor, rejected: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions of each pair's chosen and rejected response in a flattened (P*K) table: (R, N)."""
+    row = problem.pair_prompt.unsqueeze(0) * problem.ref_logits.shape[-1]  # (1, N)
+    return row + chosen, row + rejected
+
+
+def _policy_inputs(
+    log_policy: torch.Tensor, flat_chosen: torch.Tensor, flat_rejected: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """The policy's (R, N) log-probs of the chosen and rejected responses, from (R, P, K)."""
+    table = log_policy.flatten(1)  # (R, P*K)
     return {
-        "policy_chosen_logps": log_policy[:, x, :].gather(-1, chosen.unsqueeze(-1)).squeeze(-1),
-        "policy_rejected_logps": log_policy[:, x, :].gather(-1, rejected.unsqueeze(-1)).squeeze(-1),
+        "policy_chosen_logps": table.gather(1, flat_chosen),
+        "policy_rejected_logps": table.gather(1, flat_rejected),
+    }
+
+
+def _fixed_inputs(
+    problem: BanditProblem, chosen: torch.Tensor, rejected: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """The inputs that do not change while training: reference log-probs and lengths."""
+    log_ref = torch.log_softmax(problem.ref_logits, dim=-1)  # (P, K)
+    x = problem.pair_prompt.unsqueeze(0)  # (1, N)
+    rc, rr = log_ref[x, chosen], log_ref[x, rejected]  # (R, N)
+    return {
         "ref_chosen_logps": rc,
         "ref_rejected_logps": rr,
-        "chosen_lengths": problem.lengths[x.unsqueeze(0), chosen],
-        "rejected_lengths": problem.lengths[x.unsqueeze(0), rejected],
+        "chosen_lengths": problem.lengths[x, chosen],
+        "rejected_lengths": problem.lengths[x, rejected],
         "refs_chosen_logps": rc.unsqueeze(1),
         "refs_rejected_logps": rr.unsqueeze(1),
     }
@@ -71,15 +103,20 @@ class _Applier:
     def __init__(self, loss: Loss) -> None:
         self.loss = loss
         self.use_vmap = True
+        # Only the tensors this loss reads go through vmap (each costs it time per call).
+        self.names = [n for n in CORE_INPUTS if n != "beta"] + sorted(loss.optional_inputs)
 
     def _one(self, beta: torch.Tensor, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.loss(LossInputs(beta=beta, **tensors))
+
+    def _positional(self, beta: torch.Tensor, *tensors: torch.Tensor) -> torch.Tensor:
+        return self._one(beta, dict(zip(self.names, tensors, strict=True)))
 
     def __call__(self, betas: torch.Tensor, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
         """(R, N) per-example losses."""
         if self.use_vmap:
             try:
-                out = torch.func.vmap(self._one)(betas, tensors)
+                out = torch.func.vmap(self._positional)(betas, *(tensors[n] for n in self.names))
                 if out.shape == tensors["policy_chosen_logps"].shape:
                     return out
             except Exception:
@@ -93,6 +130,25 @@ class _Applier:
         return torch.stack(rows)
 
 
+@dataclass(frozen=True)
+class PopulationBatch:
+    """What K losses x R runs produced: loss k's runs are rows k*R .. k*R+R-1."""
+
+    runs: RunBatch  # every run, stacked (K*R, ...)
+    errors: list[Exception | None]  # per loss: why it could not be trained, or None
+    runs_per_loss: int  # R
+
+    def of(self, k: int) -> RunBatch:
+        """Loss k's R runs."""
+        rows = slice(k * self.runs_per_loss, (k + 1) * self.runs_per_loss)
+        return RunBatch(
+            log_policy=self.runs.log_policy[rows],
+            alive=self.runs.alive[rows],
+            failed_step=self.runs.failed_step[rows],
+            losses=self.runs.losses[:, rows],
+        )
+
+
 def train_runs(
     problem: BanditProblem,
     loss: Loss,
@@ -103,42 +159,120 @@ def train_runs(
     learning_rate: float,
     max_steps: int,
 ) -> RunBatch:
-    """Train R = len(betas) policies; run r uses betas[r] and labels chosen[r], rejected[r] (N,)."""
-    runs = betas.shape[0]
+    """Train R = len(betas) policies; run r uses betas[r] and labels chosen[r], rejected[r] (N,).
+
+    Raises what the loss raised (or ValueError for a wrong shape)."""
+    population = train_population(
+        problem,
+        [loss],
+        betas=betas,
+        chosen=chosen,
+        rejected=rejected,
+        learning_rate=learning_rate,
+        max_steps=max_steps,
+    )
+    if population.errors[0] is not None:
+        raise population.errors[0]
+    return population.runs
+
+
+def train_population(
+    problem: BanditProblem,
+    losses: Sequence[Loss],
+    *,
+    betas: torch.Tensor,
+    chosen: torch.Tensor,
+    rejected: torch.Tensor,
+    learning_rate: float,
+    max_steps: int,
+) -> PopulationBatch:
+    """Train R = len(betas) runs for each of K = len(losses) losses, all stacked.
+
+    Run r of every loss uses betas[r] and labels chosen[r], rejected[r] (N,)."""
+    per_loss = betas.shape[0]
+    runs = per_loss * len(losses)
+    betas_all = betas.repeat(len(losses))  # (K*R,)
+    chosen_all, rejected_all = chosen.repeat(len(losses), 1), rejected.repeat(len(losses), 1)
     params = _initial_params(problem, runs).requires_grad_(True)
     m, v = torch.zeros_like(params), torch.zeros_like(params)
     alive = torch.ones(runs, dtype=torch.bool)
     failed_step = torch.full((runs,), -1, dtype=torch.long)
-    losses = torch.full((max_steps, runs), float("nan"), dtype=torch.float64)
-    apply = _Applier(loss)
-    view = (runs,) + (1,) * (params.dim() - 1)  # broadcast a (R,) mask over parameters
+    history = torch.full((max_steps, runs), float("nan"), dtype=torch.float64)
+    appliers = [_Applier(loss) for loss in losses]
+    errors: list[Exception | None] = [None] * len(losses)
+    view = (runs,) + (1,) * (params.dim() - 1)  # broadcast a (K*R,) mask over parameters
 
+    fixed = _fixed_inputs(problem, chosen_all, rejected_all)  # (K*R, N) each, computed once
+    flat = _flat_index(problem, chosen_all, rejected_all)
     for step in range(max_steps):
-        per_example = apply(betas, _inputs(problem, _log_policy(problem, params), chosen, rejected))
-        if per_example.shape != chosen.shape:
-            raise ValueError(f"loss returned shape {tuple(per_example.shape)}, expected (N,)")
-        run_loss = per_example.mean(dim=-1)  # (R,)
+        tensors = {**_policy_inputs(_log_policy(problem, params), *flat), **fixed}
+        per_example = _apply_losses(appliers, errors, betas_all, tensors, chosen.shape)  # (K*R, N)
+        for k, error in enumerate(errors):
+            if error is not None:
+                alive[k * per_loss : (k + 1) * per_loss] = False  # its runs stop; others go on
+        run_loss = per_example.mean(dim=-1)  # (K*R,)
+        if not alive.any():
+            break
         (grad,) = torch.autograd.grad(torch.where(alive, run_loss, 0.0).sum(), params)
         finite = torch.isfinite(run_loss) & torch.isfinite(grad).reshape(runs, -1).all(dim=-1)
         newly_dead = alive & ~finite
         failed_step[newly_dead] = step
         alive &= finite
-        losses[step] = torch.where(alive, run_loss.detach(), float("nan"))
+        history[step] = torch.where(alive, run_loss.detach(), float("nan"))
         if not alive.any():
             break
-        with torch.no_grad():
-            # Adam (arXiv 1412.6980, Algorithm 1), masked so that dead runs keep their parameters.
-            grad = torch.where(alive.view(view), grad, 0.0)
-            m.mul_(_ADAM_BETAS[0]).add_(grad, alpha=1 - _ADAM_BETAS[0])
-            v.mul_(_ADAM_BETAS[1]).addcmul_(grad, grad, value=1 - _ADAM_BETAS[1])
-            m_hat = m / (1 - _ADAM_BETAS[0] ** (step + 1))
-            v_hat = v / (1 - _ADAM_BETAS[1] ** (step + 1))
-            update = learning_rate * m_hat / (v_hat.sqrt() + _ADAM_EPS)
-            params.sub_(torch.where(alive.view(view), update, 0.0))
+        _adam_step(params, grad, (m, v), alive.view(view), step + 1, learning_rate)
 
     with torch.no_grad():
         log_policy = _log_policy(problem, params)
-    return RunBatch(log_policy=log_policy, alive=alive, failed_step=failed_step, losses=losses)
+    batch = RunBatch(log_policy=log_policy, alive=alive, failed_step=failed_step, losses=history)
+    return PopulationBatch(runs=batch, errors=errors, runs_per_loss=per_loss)
+
+
+def _apply_losses(
+    appliers: list[_Applier],
+    errors: list[Exception | None],
+    betas: torch.Tensor,
+    tensors: dict[str, torch.Tensor],
+    shape: torch.Size,
+) -> torch.Tensor:
+    """Each loss on its own R runs' slices: (K*R, N). A loss that raises or returns the wrong
+    shape is recorded in `errors` and gives zeros (its runs are stopped by the caller)."""
+    per_loss = shape[0]
+    blocks = []  # (R, N) per loss
+    for k, apply in enumerate(appliers):
+        rows = slice(k * per_loss, (k + 1) * per_loss)
+        if errors[k] is None:
+            try:
+                out = apply(betas[rows], {name: t[rows] for name, t in tensors.items()})
+                if out.shape != shape:
+                    raise ValueError(f"loss returned shape {tuple(out.shape)}, expected (N,)")
+                blocks.append(out)
+                continue
+            except Exception as exc:  # this loss only: the others go on
+                errors[k] = exc
+        blocks.append(torch.zeros(shape, dtype=betas.dtype))
+    return torch.cat(blocks)
+
+
+@torch.no_grad()
+def _adam_step(
+    params: torch.Tensor,
+    grad: torch.Tensor,
+    moments: tuple[torch.Tensor, torch.Tensor],
+    alive: torch.Tensor,
+    step: int,
+    learning_rate: float,
+) -> None:
+    """Adam (arXiv 1412.6980, Algorithm 1), masked so that dead runs keep their parameters."""
+    m, v = moments
+    grad = torch.where(alive, grad, 0.0)
+    m.mul_(_ADAM_BETAS[0]).add_(grad, alpha=1 - _ADAM_BETAS[0])
+    v.mul_(_ADAM_BETAS[1]).addcmul_(grad, grad, value=1 - _ADAM_BETAS[1])
+    m_hat = m / (1 - _ADAM_BETAS[0] ** step)
+    v_hat = v / (1 - _ADAM_BETAS[1] ** step)
+    update = learning_rate * m_hat / (v_hat.sqrt() + _ADAM_EPS)
+    params.sub_(torch.where(alive, update, 0.0))
 
 
 def expected_reward(problem: BanditProblem, log_policy: torch.Tensor) -> torch.Tensor:

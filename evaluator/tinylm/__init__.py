@@ -11,14 +11,31 @@ then measures the policy on held-out prompts. Modules, in the order data flows:
     reference.py   SFT of the reference on demonstrations, cached by content hash
     pairs.py       preference pairs from reference samples ranked by reward, label noise
     trainer.py     the lean training loop with cached reference log-probs
+    grouped.py     K copies of a model with stacked weights and one batched forward
+    population.py  the population trainer: K losses train K copies in one pass
     metrics.py     reward, Monte Carlo KL, implicit reward accuracy, log-prob drift
-    stage.py       TinyLMConfig and run_tinylm(loss, task=, seed=, config=) -> RunResult
+    stage.py       TinyLMConfig, run_tinylm(loss, ...) -> RunResult and
+                   run_tinylm_population(losses, ...) -> list[RunResult]
     trl_compare.py the same steps through TRL's DPOTrainer (agreement test and benchmark only)
 
 Nothing here aggregates seeds, scores against DPO or hides held-out metrics: callers do, reading
 `TASKS[name].held_out`.
 """
 
-from evaluator.tinylm.stage import HELD_OUT_TASKS, PUBLIC_TASKS, TASKS, TinyLMConfig, run_tinylm
+from evaluator.tinylm.stage import (
+    HELD_OUT_TASKS,
+    PUBLIC_TASKS,
+    TASKS,
+    TinyLMConfig,
+    run_tinylm,
+    run_tinylm_population,
+)
 
-__all__ = ["HELD_OUT_TASKS", "PUBLIC_TASKS", "TASKS", "TinyLMConfig", "run_tinylm"]
+__all__ = [
+    "HELD_OUT_TASKS",
+    "PUBLIC_TASKS",
+    "TASKS",
+    "TinyLMConfig",
+    "run_tinylm",
+    "run_tinylm_population",
+]

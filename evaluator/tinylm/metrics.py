@@ -96,11 +96,17 @@ def evaluate(
     heldout_ref: RefLogps,
     beta: float,
     seed: int,
+    ref_samples: Generations | None = None,
 ) -> dict[str, float]:
-    """All tinylm metrics of one trained policy, slash-named."""
+    """All tinylm metrics of one trained policy, slash-named.
+
+    `ref_samples`: the reference's samples on `prompts` with `seed`, when the caller already has
+    them (they depend on neither the policy nor the loss, so a population shares one draw).
+    """
     policy.eval()
     policy_samples = generate(policy, reference, prompts, seed)
-    ref_samples = generate(reference.model, reference, prompts, seed)
+    if ref_samples is None:
+        ref_samples = generate(reference.model, reference, prompts, seed)
     return {
         "reward/mean": float(policy_samples.rewards.mean()),
         "reward/ref_mean": float(ref_samples.rewards.mean()),

@@ -1,4 +1,4 @@
-"""The tinylm stage: one loss, one task family, one seed -> one `RunResult`.
+"""The tinylm stage: one loss (or a population of losses), one task family, one seed -> results.
 
 `run_tinylm` loads (or trains and caches) the task's reference, builds train pairs from reference
 samples with the run's seed and held-out pairs with the reference's seed (the same for every run,
@@ -11,6 +11,11 @@ Randomness: the run seed alone decides the train pairs, label noise, batch order
 samples; the reference, the held-out prompts and the held-out pairs depend only on the task and
 `sft.seed`. Same seed, same result, bit for bit on one CPU thread count.
 
+`run_tinylm_population` gives K losses, for the same task and seed, the results `run_tinylm` would
+give each: the data, reference log-probs and reference samples are made once, the K policies train
+together (`population.train_population`, `population_size` at a time), and each is evaluated on
+its own. A candidate that fails leaves the population with its status; the others go on.
+
 This module does not aggregate seeds or compare against DPO (the lead's scoring module does), and
 it does not hide held-out families' metrics: `TASKS[name].held_out` says which are private.
 """
@@ -22,23 +27,33 @@ import hashlib
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from transformers import PreTrainedModel
 
 from evaluator.losses import Loss
 from evaluator.results import RunResult, RunStatus
-from evaluator.tinylm.metrics import evaluate
+from evaluator.tinylm.metrics import Generations, evaluate, generate
 from evaluator.tinylm.model import ModelConfig
-from evaluator.tinylm.pairs import build_pairs
-from evaluator.tinylm.reference import SFTConfig, load_reference
-from evaluator.tinylm.tasks import HELD_OUT_TASKS, PUBLIC_TASKS, TASKS, get_task
-from evaluator.tinylm.trainer import reference_logps, train
+from evaluator.tinylm.pairs import PairSet, build_pairs
+from evaluator.tinylm.population import train_population
+from evaluator.tinylm.reference import Reference, SFTConfig, load_reference
+from evaluator.tinylm.tasks import HELD_OUT_TASKS, PUBLIC_TASKS, TASKS, Tokens, get_task
+from evaluator.tinylm.trainer import RefLogps, TrainOutcome, reference_logps, train
 
-__all__ = ["HELD_OUT_TASKS", "PUBLIC_TASKS", "TASKS", "TinyLMConfig", "run_tinylm"]
+__all__ = [
+    "HELD_OUT_TASKS",
+    "PUBLIC_TASKS",
+    "TASKS",
+    "TinyLMConfig",
+    "run_tinylm",
+    "run_tinylm_population",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +80,15 @@ class TinyLMConfig:
     num_eval_prompts: int = 512  # held-out prompts sampled (with replacement) for reward and KL
     label_noise: float = 0.0  # probability that a train pair's preference is flipped
     max_kl: float = 40.0  # KL(pi || pi_ref) per sequence, in nats, beyond which a run DIVERGED
-    max_seconds: float | None = None  # wall-clock budget of the whole run; None: unlimited
+    max_seconds: float | None = None  # wall-clock budget of the whole run (of a population:
+    # the whole population's); None: unlimited
+    # Candidates trained together by run_tinylm_population. Memory grows ~12 MB per copy of the
+    # default model (weights, gradients, AdamW moments, activations; bench/population.py
+    # measured 187 MB at 16, 705 MB at 64), so 16 fits any CPU worker. On CPU the training
+    # speed-up is flat from 4 on, while the data made once per population (train pairs,
+    # reference log-probs and samples: ~1.6 s per task and seed) is split 16 ways. On a GPU,
+    # raise it (by the same ~12 MB per copy, K = 256 needs about 3 GB).
+    population_size: int = 16
     model: ModelConfig = field(default_factory=ModelConfig)  # shape of policy and reference
     sft: SFTConfig = field(default_factory=SFTConfig)  # how the reference is fine-tuned
 
@@ -86,6 +109,8 @@ class TinyLMConfig:
             )
         if min(self.max_steps, self.num_eval_pairs, self.num_eval_prompts) < 1:
             raise ValueError("max_steps, num_eval_pairs and num_eval_prompts must be >= 1")
+        if self.population_size < 1:
+            raise ValueError(f"population_size must be >= 1, got {self.population_size}")
 
 
 def derive_seed(seed: int, stream: str) -> int:
@@ -109,10 +134,20 @@ def run_tinylm(loss: Loss, *, task: str, seed: int, config: TinyLMConfig) -> Run
     return RunResult(status=status, seconds=time.monotonic() - start, **fields)
 
 
-def _run(
-    loss: Loss, *, task: str, seed: int, config: TinyLMConfig, deadline: float | None
-) -> tuple[RunStatus, dict[str, Any]]:
-    """One run: (status, the other RunResult fields)."""
+@dataclass(frozen=True)
+class _Data:
+    """What every loss of one (task, seed) trains and is evaluated on."""
+
+    reference: Reference
+    prompts: list[Tokens]  # held-out prompts for reward and KL
+    heldout_pairs: PairSet
+    train_pairs: PairSet
+    ref_train: RefLogps
+    ref_heldout: RefLogps
+
+
+def _prepare(task: str, seed: int, config: TinyLMConfig) -> _Data | str:
+    """The run's data, or why it cannot be built."""
     family = get_task(task)
     reference = load_reference(
         family, model_config=config.model, sft_config=config.sft, cache_dir=config.cache_dir
@@ -141,38 +176,39 @@ def _run(
         generator=torch.Generator().manual_seed(derive_seed(seed, "pairs")),
     )
     if len(train_pairs) < config.per_device_train_batch_size:
-        return RunStatus.ERROR, {
-            "reason": f"only {len(train_pairs)} train pairs could be built for {task!r}"
-        }
-    ref_train = reference_logps(reference.model, train_pairs)
-    ref_heldout = reference_logps(reference.model, heldout_pairs)
-
-    policy = copy.deepcopy(reference.model).requires_grad_(True)
-    outcome = train(
-        policy,
-        train_pairs,
-        ref_train,
-        loss,
-        beta=config.beta,
-        learning_rate=config.learning_rate,
-        per_device_train_batch_size=config.per_device_train_batch_size,
-        max_steps=config.max_steps,
-        max_grad_norm=config.max_grad_norm,
-        generator=torch.Generator().manual_seed(derive_seed(seed, "batches")),
-        deadline=deadline,
+        return f"only {len(train_pairs)} train pairs could be built for {task!r}"
+    return _Data(
+        reference=reference,
+        prompts=prompts,
+        heldout_pairs=heldout_pairs,
+        train_pairs=train_pairs,
+        ref_train=reference_logps(reference.model, train_pairs),
+        ref_heldout=reference_logps(reference.model, heldout_pairs),
     )
+
+
+def _judge(
+    policy: PreTrainedModel,
+    outcome: TrainOutcome,
+    data: _Data,
+    *,
+    seed: int,
+    config: TinyLMConfig,
+    ref_samples: Generations | None = None,
+) -> tuple[RunStatus, dict[str, Any]]:
+    """A finished training run's status and fields: evaluated if it trained, else why not."""
     done = {"losses": outcome.losses, "steps": outcome.steps}
     if outcome.status is not RunStatus.DONE:
         return outcome.status, {**done, "reason": outcome.reason}
-
     metrics = evaluate(
         policy,
-        reference,
-        prompts=prompts,
-        heldout_pairs=heldout_pairs,
-        heldout_ref=ref_heldout,
+        data.reference,
+        prompts=data.prompts,
+        heldout_pairs=data.heldout_pairs,
+        heldout_ref=data.ref_heldout,
         beta=config.beta,
         seed=derive_seed(seed, "eval"),
+        ref_samples=ref_samples,
     )
     bad = sorted(name for name, value in metrics.items() if not math.isfinite(value))
     if bad:
@@ -187,3 +223,90 @@ def _run(
             f"above max_kl={config.max_kl}",
         }
     return RunStatus.DONE, {**done, "metrics": metrics}
+
+
+def _run(
+    loss: Loss, *, task: str, seed: int, config: TinyLMConfig, deadline: float | None
+) -> tuple[RunStatus, dict[str, Any]]:
+    """One run: (status, the other RunResult fields)."""
+    data = _prepare(task, seed, config)
+    if isinstance(data, str):
+        return RunStatus.ERROR, {"reason": data}
+    policy = copy.deepcopy(data.reference.model).requires_grad_(True)
+    outcome = train(
+        policy,
+        data.train_pairs,
+        data.ref_train,
+        loss,
+        beta=config.beta,
+        learning_rate=config.learning_rate,
+        per_device_train_batch_size=config.per_device_train_batch_size,
+        max_steps=config.max_steps,
+        max_grad_norm=config.max_grad_norm,
+        generator=torch.Generator().manual_seed(derive_seed(seed, "batches")),
+        deadline=deadline,
+    )
+    return _judge(policy, outcome, data, seed=seed, config=config)
+
+
+def run_tinylm_population(
+    losses: Sequence[Loss], *, task: str, seed: int, config: TinyLMConfig
+) -> list[RunResult]:
+    """`run_tinylm` for each of `losses` (same task, seed, config), trained as a population.
+
+    Never raises for a failing candidate. Each result's `seconds` is its share of the call's wall
+    time (the call's time divided by the number of losses), so summing them counts it once.
+    """
+    start = time.monotonic()
+    deadline = None if config.max_seconds is None else start + config.max_seconds
+    outcomes: list[tuple[RunStatus, dict[str, Any]]]
+    try:
+        outcomes = _run_population(losses, task=task, seed=seed, config=config, deadline=deadline)
+    except MemoryError as exc:
+        outcomes = [(RunStatus.OOM, {"reason": f"out of memory: {exc}"})] * len(losses)
+    except Exception as exc:  # task boundary: record the traceback, return a status per loss
+        logger.exception("tinylm population failed (task=%s, seed=%d)", task, seed)
+        outcomes = [(RunStatus.ERROR, {"reason": f"{type(exc).__name__}: {exc}"})] * len(losses)
+    share = (time.monotonic() - start) / max(1, len(losses))
+    return [RunResult(status=status, seconds=share, **fields) for status, fields in outcomes]
+
+
+def _run_population(
+    losses: Sequence[Loss], *, task: str, seed: int, config: TinyLMConfig, deadline: float | None
+) -> list[tuple[RunStatus, dict[str, Any]]]:
+    data = _prepare(task, seed, config)
+    if isinstance(data, str):
+        return [(RunStatus.ERROR, {"reason": data})] * len(losses)
+    reference = data.reference
+    # The reference's evaluation samples depend only on the seed: drawn once for everyone.
+    ref_samples = generate(reference.model, reference, data.prompts, derive_seed(seed, "eval"))
+    policy = copy.deepcopy(reference.model)  # each trained copy is written here to be evaluated
+    results: list[tuple[RunStatus, dict[str, Any]]] = []
+    for first in range(0, len(losses), config.population_size):
+        group = losses[first : first + config.population_size]
+        run = train_population(
+            reference.model,
+            data.train_pairs,
+            data.ref_train,
+            group,
+            beta=config.beta,
+            learning_rate=config.learning_rate,
+            per_device_train_batch_size=config.per_device_train_batch_size,
+            max_steps=config.max_steps,
+            max_grad_norm=config.max_grad_norm,
+            # The same batch order as each loss's sequential run.
+            generator=torch.Generator().manual_seed(derive_seed(seed, "batches")),
+            deadline=deadline,
+        )
+        position = {index: pos for pos, index in enumerate(run.slots)}
+        for index, (loss, outcome) in enumerate(zip(group, run.outcomes, strict=True)):
+            if outcome.status is RunStatus.DONE:
+                run.weights.write_to(position[index], policy)
+            try:
+                results.append(
+                    _judge(policy, outcome, data, seed=seed, config=config, ref_samples=ref_samples)
+                )
+            except Exception as exc:  # this candidate's evaluation failed; the others go on
+                logger.exception("tinylm evaluation failed (task=%s, loss=%s)", task, loss.name)
+                results.append((RunStatus.ERROR, {"reason": f"{type(exc).__name__}: {exc}"}))
+    return results

@@ -47,13 +47,14 @@ class TrainOutcome:
 
 @torch.no_grad()
 def reference_logps(reference: PreTrainedModel, pairs: PairSet, batch_size: int = 256) -> RefLogps:
-    """Summed completion log-probs of every pair under the (frozen) reference."""
+    """Summed completion log-probs of every pair under the (frozen) reference, on the host."""
+    device = next(reference.parameters()).device
     out = [
         sequence_logps(
             reference,
-            pairs.input_ids[i : i + batch_size],
-            pairs.completion_mask[i : i + batch_size],
-        )
+            pairs.input_ids[i : i + batch_size].to(device),
+            pairs.completion_mask[i : i + batch_size].to(device),
+        ).cpu()
         for i in range(0, len(pairs.input_ids), batch_size)
     ]
     logps = torch.cat(out)  # (2N,)
@@ -101,13 +102,18 @@ def train(
     deadline: float | None = None,
     optimizer: torch.optim.Optimizer | None = None,
 ) -> TrainOutcome:
-    """Train `policy` in place for `max_steps` steps; `deadline` is a time.monotonic() value."""
+    """Train `policy` in place for `max_steps` steps; `deadline` is a time.monotonic() value.
+
+    Pairs, reference log-probs and batch order live on the host; each batch moves to the
+    policy's device (a no-op on CPU).
+    """
     optimizer = optimizer or make_optimizer(policy, learning_rate)
     params = [p for p in policy.parameters() if p.requires_grad]
+    device = params[0].device
     n = len(pairs)
     lengths = pairs.lengths  # (2N,) int64 completion token counts, as the contract says
     seq_len = pairs.input_ids.ne(policy.config.pad_token_id).sum(dim=1)  # (2N,) real tokens
-    beta_t = torch.tensor(beta, dtype=ref.chosen.dtype)  # () as inside captured graphs
+    beta_t = torch.tensor(beta, dtype=ref.chosen.dtype, device=device)  # () as inside graphs
     policy.train()
     losses: list[float] = []  # one mean loss per completed step
 
@@ -121,18 +127,20 @@ def train(
         idx = next(batch_iter)  # (B,)
         rows = torch.cat([idx, idx + n])  # (2B,) chosen rows, then rejected rows
         width = int(seq_len[rows].max())  # trim the batch's common padding
-        ids, mask = pairs.input_ids[rows, :width], pairs.completion_mask[rows, :width]
+        ids = pairs.input_ids[rows, :width].to(device)
+        mask = pairs.completion_mask[rows, :width].to(device)
         policy_chosen, policy_rejected = sequence_logps(policy, ids, mask).chunk(2)  # (B,), (B,)
+        ref_chosen, ref_rejected = ref.chosen[idx].to(device), ref.rejected[idx].to(device)
         inputs = LossInputs(
             policy_chosen_logps=policy_chosen,
             policy_rejected_logps=policy_rejected,
-            ref_chosen_logps=ref.chosen[idx],
-            ref_rejected_logps=ref.rejected[idx],
+            ref_chosen_logps=ref_chosen,
+            ref_rejected_logps=ref_rejected,
             beta=beta_t,
-            chosen_lengths=lengths[idx],
-            rejected_lengths=lengths[idx + n],
-            refs_chosen_logps=ref.chosen[idx][None],  # (1, B): a single reference model
-            refs_rejected_logps=ref.rejected[idx][None],
+            chosen_lengths=lengths[idx].to(device),
+            rejected_lengths=lengths[idx + n].to(device),
+            refs_chosen_logps=ref_chosen[None],  # (1, B): a single reference model
+            refs_rejected_logps=ref_rejected[None],
         )
         per_example = loss(inputs)  # (B,)
         problem = output_problem(per_example, len(idx))

@@ -3,6 +3,7 @@
 The sandbox is what turns untrusted candidate source into a graph; until it is wired in, these
 tests compile the registry's own (trusted) sources with `compile_loss`, an `exec` in a namespace
 that holds only `torch`, `F` and `math` and no builtins. Library code never execs anything.
+The population tests train baselines rebuilt by the sandbox, as production trainers receive them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from evaluator.baselines import BASELINES
+from evaluator.jobs import load_loss
+from evaluator.losses import Loss
+from sandbox import Candidate, Sandbox, SandboxConfig
 
 LossFn = Callable[..., torch.Tensor]
 
@@ -114,3 +118,27 @@ def call_loss(
 def compiled_baselines() -> dict[str, LossFn]:
     """Every registry baseline, compiled once per session."""
     return {name: compile_loss(baseline.source) for name, baseline in BASELINES.items()}
+
+
+# The baselines the population tests train, as the sandbox validates and rebuilds them (the
+# production path: trainers only run rebuilt graphs). Smooth losses whose sequential runs are
+# reproducible to well under 1e-4 (see test_population.py), plus hinge, whose kink is not.
+POPULATION_BASELINES = ("dpo", "ipo", "padll", "bco_pair", "hinge")
+
+
+@pytest.fixture(scope="session")
+def baseline_graphs() -> dict[str, str]:
+    """name -> graph JSON of the baselines in POPULATION_BASELINES, validated once per session."""
+    graphs = {}
+    with Sandbox(SandboxConfig(pool_size=1)) as sandbox:
+        for name in POPULATION_BASELINES:
+            verdict = sandbox.validate(Candidate(name, "", BASELINES[name].source))
+            assert verdict.accepted, verdict.reason
+            graphs[name] = verdict.graph_json
+    return graphs
+
+
+@pytest.fixture(scope="session")
+def rebuilt_baselines(baseline_graphs: dict[str, str]) -> dict[str, Loss]:
+    """name -> the rebuilt graph of each baseline in POPULATION_BASELINES, as a trainer's Loss."""
+    return {name: load_loss(name, graph) for name, graph in baseline_graphs.items()}

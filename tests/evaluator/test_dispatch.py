@@ -1,4 +1,5 @@
-"""Evaluations through a real local Ray: results, refused graphs, dead workers, timeouts."""
+"""Evaluations through a real local Ray: results, refused graphs, dead workers, timeouts, and
+batches of jobs in one task (a population), with the same failures for every job of a batch."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from evaluator.results import RunStatus
 from sandbox import Candidate, Sandbox, SandboxConfig
 
 TASK_TITLE = "ray::_run_job_task"
+BATCH_TITLE = "ray::_run_batch_task"
 
 
 @pytest.fixture(scope="module")
@@ -64,19 +66,21 @@ def test_a_forged_graph_is_refused_on_the_worker(ray_local: None, dpo_graph: str
     assert "GraphRejected" in result.reason
 
 
-def _task_pids() -> set[int]:
+def _task_pids(title: str = TASK_TITLE) -> set[int]:
     pids = set()
     for proc in psutil.process_iter(["pid", "cmdline"]):
         cmdline = proc.info["cmdline"] or []
-        if cmdline and cmdline[0].startswith(TASK_TITLE):
+        if cmdline and cmdline[0].startswith(title):
             pids.add(proc.info["pid"])
     return pids
 
 
-def _wait_for_task_process(exclude: set[int], timeout_s: float = 120.0) -> int:
+def _wait_for_task_process(
+    exclude: set[int], timeout_s: float = 120.0, title: str = TASK_TITLE
+) -> int:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        fresh = _task_pids() - exclude
+        fresh = _task_pids(title) - exclude
         if fresh:
             return fresh.pop()
         time.sleep(0.1)
@@ -122,4 +126,104 @@ def test_a_job_past_its_deadline_is_killed_and_recorded_as_timeout(
     deadline = time.monotonic() + 60
     while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
         assert time.monotonic() < deadline, "the timed-out task is still running"
+        time.sleep(0.2)
+
+
+# -- batches -----------------------------------------------------------------------------------
+
+
+def test_a_batch_runs_as_one_task_and_yields_a_result_per_job(
+    ray_local: None, baseline_graphs: dict[str, str]
+) -> None:
+    forged = json.loads(baseline_graphs["dpo"])
+    forged["nodes"][-1]["target"] = "os.system"
+    jobs = [
+        EvalJob("bandit", "tabular", 0, n, baseline_graphs[n], {}) for n in ("dpo", "ipo", "hinge")
+    ]
+    jobs.append(EvalJob("bandit", "tabular", 0, "forged", json.dumps(forged), {}))
+    jobs.append(EvalJob("bandit", "noisy", 1, "dpo", baseline_graphs["dpo"], {}))
+    dispatcher = RayDispatcher(DispatchConfig())
+    dispatcher.submit_batch(jobs)
+    assert dispatcher.in_flight == len(jobs)
+    collected: list = []
+    deadline = time.monotonic() + 300
+    while len(collected) < len(jobs) and time.monotonic() < deadline:
+        collected.extend(dispatcher.collect(timeout_s=1.0))
+    assert dispatcher.in_flight == 0
+    by_job = {id(job): result for job, result in collected}
+    assert set(by_job) == {id(job) for job in jobs}  # the very job objects that were submitted
+    for job in jobs[:3] + jobs[4:]:
+        local = run_bandit(
+            load_loss(job.loss_name, job.graph_json),
+            task=job.task,
+            seed=job.seed,
+            config=BanditConfig(),
+        )
+        assert by_job[id(job)].status is RunStatus.DONE
+        assert by_job[id(job)].metrics == local.metrics  # another process, same numbers
+    assert by_job[id(jobs[3])].status is RunStatus.ERROR
+    assert "GraphRejected" in by_job[id(jobs[3])].reason
+
+
+def test_batched_run_all_matches_one_task_per_job(
+    ray_local: None, baseline_graphs: dict[str, str]
+) -> None:
+    jobs = [
+        EvalJob("bandit", "shared_features", seed, n, baseline_graphs[n], {"max_steps": 60})
+        for seed in (0, 1)
+        for n in ("dpo", "padll")
+    ]
+    dispatcher = RayDispatcher(DispatchConfig())
+    batched = dispatcher.run_all(jobs, batched=True)
+    single = dispatcher.run_all(jobs)
+    for a, b in zip(batched, single, strict=True):
+        assert a.status is b.status is RunStatus.DONE
+        assert a.metrics == pytest.approx(b.metrics, rel=1e-12)
+
+
+def test_a_batch_whose_worker_dies_fails_every_job(
+    ray_local: None, baseline_graphs: dict[str, str]
+) -> None:
+    dispatcher = RayDispatcher(DispatchConfig(max_retries=1, timeout_s=600))
+    jobs = [
+        EvalJob("bandit", "tabular", 0, n, baseline_graphs[n], {"max_steps": 10_000_000})
+        for n in ("dpo", "ipo")
+    ]
+    dispatcher.submit_batch(jobs)
+    killed: list[int] = []
+    for _ in range(2):  # the first attempt, then Ray's one retry
+        pid = _wait_for_task_process(exclude=set(killed), title=BATCH_TITLE)
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+    results: list = []
+    deadline = time.monotonic() + 120
+    while len(results) < 2 and time.monotonic() < deadline:
+        results.extend(dispatcher.collect(timeout_s=1.0))
+    assert {id(job) for job, _ in results} == {id(job) for job in jobs}
+    for _, result in results:
+        assert result.status is RunStatus.ERROR
+        assert "died" in result.reason and "retried it 1 times" in result.reason
+
+
+def test_a_batch_past_its_deadline_is_killed_and_every_job_times_out(
+    ray_local: None, baseline_graphs: dict[str, str]
+) -> None:
+    dispatcher = RayDispatcher(DispatchConfig(max_retries=0, timeout_s=1.5))
+    jobs = [
+        EvalJob("bandit", "tabular", 0, n, baseline_graphs[n], {"max_steps": 10_000_000})
+        for n in ("dpo", "ipo")
+    ]
+    dispatcher.submit_batch(jobs)
+    pid = _wait_for_task_process(exclude=set(), title=BATCH_TITLE)
+    results: list = []
+    deadline = time.monotonic() + 120
+    while len(results) < 2 and time.monotonic() < deadline:
+        results.extend(dispatcher.collect(timeout_s=0.5))
+    for _, result in results:
+        assert result.status is RunStatus.TIMEOUT
+        assert "batch of 2 jobs" in result.reason and "killed" in result.reason
+    assert len(results) == 2
+    deadline = time.monotonic() + 60
+    while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the timed-out batch is still running"
         time.sleep(0.2)
