@@ -4,10 +4,13 @@ One loop, in one process: ask the proposer for candidates, validate them in the 
 duplicates (same normalized source, or same behavioural fingerprint: stored as DUPLICATE with a
 link to the original, never trained), store them, and queue their first-stage evaluations on Ray.
 Evaluations run while the loop keeps proposing, up to `max_in_flight` queued first-stage jobs.
-Each finished evaluation is stored and handed to the cascade (cascade.py), which scores it against
-DPO, records finished stages, and says what to queue next (promotions, elite re-evaluations).
-Spending is counted by budget.py; the loop reads a `Ledger` (ledger.py) of the campaign instead of
-scanning tables, so the cost of each step does not grow with the campaign.
+Candidates enter through intake.py (sandbox, duplicates); proposers see what context.py builds.
+Evaluations wait in the job queue (scheduler.py), which sends them to Ray a worker slot at a time,
+as populations where the stage trains them together. Each finished evaluation is stored and handed
+to the cascade (cascade.py), which scores it against DPO, records finished stages, and says what
+to queue next (promotions, elite re-evaluations). Spending is counted by budget.py; the loop reads
+a `Ledger` (ledger.py) of the campaign instead of scanning tables, so the cost of each step does
+not grow with the campaign.
 
 Crash safety: every decision is written before it is acted on. Evaluations are stored PENDING
 when queued and finished in place, so a resumed campaign re-queues exactly the open ones, and the
@@ -27,7 +30,6 @@ public tasks (scores.public_metrics); held-out tasks never reach a `ProposalCont
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -44,18 +46,20 @@ from discovery.archive import (
 )
 from discovery.budget import BudgetTracker
 from discovery.cascade import Cascade, Queue
-from discovery.ledger import OPEN, Ledger
-from discovery.population import Member, Population
-from discovery.progress import Progress, StageProgress
-from discovery.proposers.base import Failure, Parent, Proposal, ProposalContext, Proposer
+from discovery.context import build_context
+from discovery.intake import Intake
+from discovery.ledger import Ledger
+from discovery.population import Population
+from discovery.progress import Progress, snapshot
+from discovery.proposers.base import Proposal, Proposer
 from discovery.proposers.errors import BudgetExhausted, ProposerUnavailable
-from discovery.scores import public_metrics
+from discovery.scheduler import JobQueue
 from discovery.spec import CampaignSpec, StageSpec
 from evaluator.baselines import BASELINES
 from evaluator.dispatch import RayDispatcher
 from evaluator.jobs import EvalJob
 from evaluator.results import RunResult
-from sandbox import Candidate, Sandbox, Verdict
+from sandbox import Sandbox
 
 __all__ = ["Engine", "Progress"]
 
@@ -86,7 +90,6 @@ class Engine:
         self.campaign_id = campaign_id
         self.spec = spec
         self.archive = archive
-        self.sandbox = sandbox
         self.dispatcher = dispatcher
         self.proposer = proposer
         self.rng = rng
@@ -101,7 +104,14 @@ class Engine:
         self.cascade = Cascade(
             campaign_id=campaign_id, spec=spec, ledger=self.ledger, archive=archive
         )
-        self._queued: dict[int, tuple[EvalJob, int]] = {}  # id(job) -> (job, evaluation id)
+        self.intake = Intake(
+            campaign_id=campaign_id,
+            archive=archive,
+            ledger=self.ledger,
+            sandbox=sandbox,
+            event=self._event,
+        )
+        self.jobs = JobQueue(dispatcher, dispatcher.slots)
         self._proposals = 0  # proposal calls so far, resumes included (islands take turns)
         self._notified_at = float("-inf")
 
@@ -130,7 +140,7 @@ class Engine:
                 if proposing and self._candidates_left() <= 0:
                     proposing = False
                 proposed = False
-                if proposing and self._first_stage_in_flight() < self.spec.max_in_flight:
+                if proposing and self._first_stage_open() < self.spec.max_in_flight:
                     try:
                         new = self._propose_round()
                     except ProposerUnavailable as exc:
@@ -146,13 +156,15 @@ class Engine:
                     idle = 0 if new else idle + 1
                     if idle >= _IDLE_PROPOSALS:
                         proposing = False
+                self.jobs.dispatch()
                 # Having proposed, only pick up what is ready; otherwise block on the next result
                 # rather than spin (the workers need the CPU).
                 for job, result in self.dispatcher.collect(timeout_s=0.0 if proposed else _WAIT_S):
                     self._finish(job, result)
+                self.jobs.dispatch()  # into the slots just freed
                 self.budget.save()
                 self._notify()
-                if not proposing and not self._queued:
+                if not proposing and not len(self.jobs):
                     actions = self.cascade.final_pass()
                     if actions:
                         self._apply(actions)
@@ -171,8 +183,9 @@ class Engine:
 
     def _stop(self, status: CampaignStatus, reason: str) -> CampaignStatus:
         self.dispatcher.close()  # kills what is running; its rows stay PENDING, resumable
+        open_ids = self.jobs.drain()
         if status is CampaignStatus.CANCELLED:
-            for _, evaluation_id in self._queued.values():
+            for evaluation_id in open_ids:
                 self.ledger.put_evaluation(
                     self.archive.finish_evaluation(
                         evaluation_id,
@@ -180,7 +193,6 @@ class Engine:
                         reason="campaign cancelled",
                     )
                 )
-        self._queued.clear()
         self.budget.save(force=True)
         self.archive.set_campaign_status(self.campaign_id, status=status, reason=reason)
         self._event(
@@ -194,18 +206,13 @@ class Engine:
 
     def _propose_round(self) -> int:
         """One proposal call; returns how many new accepted candidates it gave."""
-        members = self._members()
         island = self.population.island_for(self._proposals)
-        parents, inspirations = self.population.sample(
-            members, island=island, accepted=len(members), rng=self.rng
-        )
-        first = self.spec.stages[0]
-        context = ProposalContext(
-            parents=tuple(self._with_metrics(p) for p in parents),
-            inspirations=tuple(self._with_metrics(p) for p in inspirations),
-            failures=self._recent_failures(),
+        context = build_context(
+            ledger=self.ledger,
+            cascade=self.cascade,
+            population=self.population,
             island=island,
-            stage_metric=f"{first.name}/{self.cascade.metric(first.name)}",
+            rng=self.rng,
             dollars_left=self.budget.llm_dollars_left(),
         )
         n = min(self.spec.proposer.batch_size, self._candidates_left())
@@ -224,81 +231,34 @@ class Engine:
         return new
 
     def _admit(self, proposal: Proposal, island: int) -> int:
-        record = self.ledger.put_candidate(
-            self.archive.add_candidate(
-                campaign_id=self.campaign_id,
-                name=proposal.name,
-                source=proposal.code,
-                origin=proposal.origin,
-                thought=proposal.thought,
-                parent_ids=proposal.parent_ids,
-                island=island,
-                provenance={
-                    "seed": self.spec.seed,
-                    "proposer": self.proposer.name,
-                    "operator": proposal.operator,
-                    "genome": proposal.genome,
-                    "model": proposal.model,
-                    "prompt_hash": proposal.prompt_hash,
-                },
-            )
+        record = self.intake.store(
+            proposal,
+            island=island,
+            provenance={
+                "seed": self.spec.seed,
+                "proposer": self.proposer.name,
+                "operator": proposal.operator,
+                "genome": proposal.genome,
+                "model": proposal.model,
+                "prompt_hash": proposal.prompt_hash,
+            },
         )
         if proposal.rejection is not None:  # nothing to validate: the reply held no candidate
-            self._event(
-                "verdict",
-                {"candidate": record.id, "status": "rejected", "reason": proposal.rejection},
-            )
-            self._update(record.id, status=CandidateStatus.REJECTED, reason=proposal.rejection)
+            self.intake.reject(record, proposal.rejection)
             return 0
         return 1 if self._validate(record) else 0
 
     def _validate(self, record: CandidateRecord) -> bool:
-        verdict: Verdict = self.sandbox.validate(
-            Candidate(name=record.name, thought=record.thought, code=record.source)
-        )
-        self._event(
-            "verdict",
-            {"candidate": record.id, "status": str(verdict.status), "reason": verdict.reason},
-        )
-        if not verdict.accepted:
-            self._update(
-                record.id,
-                status=CandidateStatus.REJECTED,
-                reason=verdict.reason,
-                verdict=verdict.to_dict(),
-            )
-            return False
-        original = self.archive.find_by_canonical_code(
-            campaign_id=self.campaign_id, canonical_code=verdict.canonical_code or ""
-        ) or self.archive.find_by_fingerprint(
-            campaign_id=self.campaign_id, fingerprint=verdict.fingerprint or ""
-        )
-        if original is not None and original.id != record.id:
-            self._update(
-                record.id,
-                status=CandidateStatus.DUPLICATE,
-                reason=f"behaves like candidate {original.id} ({original.name}); not trained",
-                duplicate_of=original.id,
-                fingerprint=verdict.fingerprint,
-                canonical_code=verdict.canonical_code,
-                verdict=verdict.to_dict(),
-            )
-            return False
-        accepted = self._update(
-            record.id,
-            status=CandidateStatus.ACCEPTED,
-            fingerprint=verdict.fingerprint,
-            canonical_code=verdict.canonical_code,
-            graph={"json": verdict.graph_json},
-            verdict=verdict.to_dict(),
-        )
-        self._queue_stage(accepted, self.spec.stages[0], range(self.spec.stages[0].seeds))
-        return True
+        accepted = self.intake.validate(record)
+        if accepted is not None:
+            first = self.spec.stages[0]
+            self._queue_stage(accepted, first, range(first.seeds))
+        return accepted is not None
 
     # -- evaluations -------------------------------------------------------------------------
 
     def _queue_stage(self, candidate: CandidateRecord, stage: StageSpec, seeds: range) -> None:
-        """Store and submit the stage's evaluations that the candidate does not have yet."""
+        """Store and queue the stage's evaluations that the candidate does not have yet."""
         have = {(e.task, e.seed) for e in self.ledger.of(candidate.id, stage.name)}
         for task in stage.task_names():
             for seed in seeds:
@@ -309,29 +269,32 @@ class Engine:
                         candidate_id=candidate.id, stage=stage.name, task=task, seed=seed
                     )
                 )
-                self._submit(candidate, row)
+                self._enqueue(candidate, row)
 
     def _apply(self, actions: list[Queue]) -> None:
         for action in actions:
             candidate = self.ledger.candidates[action.candidate_id]
             self._queue_stage(candidate, action.stage, action.seeds)
 
-    def _submit(self, candidate: CandidateRecord, row: EvaluationRecord) -> None:
+    def _enqueue(self, candidate: CandidateRecord, row: EvaluationRecord) -> None:
         stage = self.cascade.stage(row.stage)
-        config = {**self.stage_extra.get(stage.name, {}), **stage.config}
         job = EvalJob(
             stage=stage.name,
             task=row.task,
             seed=row.seed,
             loss_name=candidate.name,
             graph_json=(candidate.graph or {})["json"],
-            config=config,
+            config={**self.stage_extra.get(stage.name, {}), **stage.config},
         )
-        self.dispatcher.submit(job)
-        self._queued[id(job)] = (job, row.id)
+        self.jobs.add(
+            job,
+            row.id,
+            stage_index=self.spec.stages.index(stage),
+            dpo=candidate.origin == "baseline" and candidate.name == "dpo",
+        )
 
     def _finish(self, job: EvalJob, result: RunResult) -> None:
-        _, evaluation_id = self._queued.pop(id(job))
+        evaluation_id = self.jobs.finished(job)
         # LLM calls first (the hf stage's judge): they count toward the LLM-dollar budget, and a
         # crash between the two writes over-counts a re-run evaluation rather than losing a cost.
         for call in result.llm_calls:
@@ -401,10 +364,10 @@ class Engine:
         first = self.spec.stages[0]
         for candidate in self.ledger.with_status(CandidateStatus.ACCEPTED):
             self._queue_stage(candidate, first, range(first.seeds))  # accepted, never queued
-        queued = {row_id for _, row_id in self._queued.values()}
+        queued = {row_id for _, row_id in self.jobs}
         for row in self.ledger.open_evaluations():
             if row.id not in queued:
-                self._submit(self.ledger.candidates[row.candidate_id], row)
+                self._enqueue(self.ledger.candidates[row.candidate_id], row)
         self._apply(self.cascade.start(dpo.id))
 
     # -- budgets and control -----------------------------------------------------------------
@@ -424,87 +387,29 @@ class Engine:
             return CampaignStatus.CANCELLED, "cancelled on request"
         return None
 
-    def _first_stage_in_flight(self) -> int:
-        """Queued first-stage jobs: the bound on proposing. Later stages are few and slow; they
+    def _first_stage_open(self) -> int:
+        """Open first-stage jobs: the bound on proposing. Later stages are few and slow; they
         drain on their own and must not stall the search."""
         first = self.spec.stages[0].name
-        return sum(1 for job, _ in self._queued.values() if job.stage == first)
+        return sum(1 for job, _ in self.jobs if job.stage == first)
 
-    # -- what the proposer and displays see --------------------------------------------------
-
-    def _members(self) -> list[Member]:
-        first = self.spec.stages[0].name
-        members = []
-        for c in self.ledger.with_status(CandidateStatus.ACCEPTED, CandidateStatus.EVALUATED):
-            score = self.cascade.scores.get((c.id, first))
-            members.append(
-                Member(
-                    id=c.id,
-                    name=c.name,
-                    code=c.source,
-                    island=c.island or 0,
-                    score=score.score if score else None,
-                    genome=(c.provenance or {}).get("genome"),
-                )
-            )
-        return sorted(members, key=lambda m: m.id)
-
-    def _with_metrics(self, parent: Parent) -> Parent:
-        """The parent with its public metrics (held-out tasks left out)."""
-        public = {s.name: self.cascade.public_tasks(s) for s in self.spec.stages}
-        metrics = public_metrics(self.ledger.of(parent.id), public_tasks=public)
-        return dataclasses.replace(parent, metrics=metrics)
-
-    def _recent_failures(self, k: int = 5) -> tuple[Failure, ...]:
-        rejected = sorted(self.ledger.with_status(CandidateStatus.REJECTED), key=lambda c: c.id)
-        return tuple(
-            Failure(name=c.name, code=c.source, reason=c.reason or "") for c in rejected[-k:][::-1]
-        )
+    # -- displays and events -----------------------------------------------------------------
 
     def _notify(self, status: str = "RUNNING", *, force: bool = False) -> None:
         now = self.clock()
         if self.observer is None or (not force and now - self._notified_at < _NOTIFY_EVERY_S):
             return
         self._notified_at = now
-        counts: dict[str, int] = {}
-        for c in self.ledger.candidates.values():
-            counts[str(c.status)] = counts.get(str(c.status), 0) + 1
-        open_by_stage: dict[str, int] = {}
-        for job, _ in self._queued.values():
-            open_by_stage[job.stage] = open_by_stage.get(job.stage, 0) + 1
-        stages = []
-        for stage in self.spec.stages:
-            finished = sum(1 for (_, name) in self.cascade.scores if name == stage.name)
-            done = sum(
-                1
-                for e in self.ledger.evaluations.values()
-                if e.stage == stage.name and e.status not in OPEN
-            )
-            stages.append(
-                StageProgress(stage.name, finished, open_by_stage.get(stage.name, 0), done)
-            )
-        best = self.cascade.best()
         self.observer(
-            Progress(
+            snapshot(
                 campaign_id=self.campaign_id,
                 status=status,
-                candidates=self.ledger.proposed(),
-                counts=counts,
-                in_flight=self.dispatcher.in_flight,
-                best_name=self.ledger.candidates[best[1]].name if best else None,
-                best_score=best[2].score if best else None,
-                best_spread=best[2].spread if best else 0.0,
-                best_stage=best[0] if best else None,
-                stages=stages,
-                budget_used=self.budget.spent(),
-                budget_limits=self.budget.limits(),
+                ledger=self.ledger,
+                cascade=self.cascade,
+                open_jobs=(job for job, _ in self.jobs),
+                budget=self.budget,
             )
         )
-
-    # -- archive writes that keep the ledger current -----------------------------------------
-
-    def _update(self, candidate_id: int, **fields: object) -> CandidateRecord:
-        return self.ledger.put_candidate(self.archive.update_candidate(candidate_id, **fields))
 
     def _event(self, kind: str, payload: dict[str, object]) -> None:
         self.archive.append_event(campaign_id=self.campaign_id, kind=kind, payload=payload)

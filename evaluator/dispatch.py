@@ -33,6 +33,8 @@ from evaluator.results import RunResult, RunStatus
 
 log = logging.getLogger(__name__)
 
+_SLOTS_TTL_S = 5.0  # how long the cluster's CPU count is trusted before it is read again
+
 
 @dataclass(frozen=True)
 class DispatchConfig:
@@ -88,6 +90,7 @@ class RayDispatcher:
         self._pending: dict[ray.ObjectRef, _Pending] = {}
         self._batches: dict[ray.ObjectRef, _PendingBatch] = {}
         self._warming: list[ray.ObjectRef] = []  # warm-up tasks, never waited for
+        self._slots, self._slots_read_at = 1, float("-inf")
         self._started_here = False
 
     def start(self) -> None:
@@ -121,6 +124,16 @@ class RayDispatcher:
         if self._started_here:
             ray.shutdown()
             self._started_here = False
+
+    def slots(self) -> int:
+        """How many one-CPU-job tasks the cluster runs at once (re-read every few seconds, as a
+        cluster may grow or shrink)."""
+        now = time.monotonic()
+        if now - self._slots_read_at > _SLOTS_TTL_S:
+            cpus = _cluster_total("CPU")
+            self._slots = max(1, int(cpus // max(self.config.num_cpus, 1e-3)))
+            self._slots_read_at = now
+        return self._slots
 
     @property
     def in_flight(self) -> int:

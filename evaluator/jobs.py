@@ -99,6 +99,11 @@ _POPULATION: dict[str, tuple[type, Callable[..., list[RunResult]]]] = {
 }
 
 
+def trains_populations(job: EvalJob) -> bool:
+    """Whether the job's stage can train it in a population with others (bandit, tinylm)."""
+    return job.stage in _POPULATION
+
+
 def batch_key(job: EvalJob) -> tuple[str, str, int, str]:
     """Jobs with equal keys can train as one population (same stage, task, seed and config)."""
     return job.stage, job.task, job.seed, json.dumps(job.config, sort_keys=True, default=str)
@@ -168,7 +173,12 @@ def _run_population(jobs: list[EvalJob], indices: list[int]) -> dict[int, RunRes
         seconds = (time.perf_counter() - started) / len(trained)
         by_index = {i: job for i, job in zip(indices, jobs, strict=True)}
         return out | {i: _failed(by_index[i], exc, seconds) for i in trained}
-    return out | dict(zip(trained, results, strict=True))
+    # Each result says how many trained together (stored with the evaluation's timings).
+    together = {"population": float(len(trained))}
+    return out | {
+        i: dataclasses.replace(r, timings={**r.timings, **together})
+        for i, r in zip(trained, results, strict=True)
+    }
 
 
 def _run_stage(job: EvalJob, loss: Loss) -> RunResult:

@@ -230,3 +230,13 @@ def test_elites_are_re_evaluated_with_more_seeds(run_engine: RunEngine, store: A
     others = [n for n in seeds if n != "dpo" and n not in {by_id[e] for e in elites}]
     assert others and all(seeds[n] == [0] for n in others)
     assert _done_twice(store, cid) == []
+
+
+def test_candidates_train_together_as_populations(run_engine: RunEngine, store: Archive) -> None:
+    cid, status = run_engine(small_spec(budget={"candidates": 6}))
+    assert status is CampaignStatus.FINISHED
+    done = store.list_evaluations(campaign_id=cid, status=EvaluationStatus.DONE)
+    sizes = [e.timings.get("population", 1) for e in done]  # alone: a plain job
+    assert max(sizes) > 1  # jobs queued while the workers were busy left together
+    assert all(e.timings["seconds"] > 0 for e in done)  # each run's share of its batch's time
+    assert _done_twice(store, cid) == []

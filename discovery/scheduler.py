@@ -1,0 +1,104 @@
+"""The engine's queue of evaluation jobs: what goes to Ray next, and in which batches.
+
+Jobs of the stages that train populations (bandit, tinylm) wait here until a worker slot is free
+instead of going to Ray at once. Two things follow. Jobs of one stage, task, seed and config that
+arrive while the workers are busy leave together, as one population of up to the stage's
+`population_size` (evaluator/jobs.py trains it in one pass, data and reference made once). And the
+order is the engine's, not Ray's first-come-first-served: DPO's runs first (every other score of
+the same stage, task and seed waits for them), then later stages before earlier ones (promoted
+candidates matter most, and their long runs started early keep the end of a campaign from being
+one worker finishing alone), then the oldest first.
+
+Jobs of other stages (hf) go to Ray as soon as they are queued: they declare their own resources
+(GPUs) and Ray queues them on those.
+
+It stores nothing (the engine writes each evaluation PENDING before queueing it) and knows nothing
+of candidates beyond the job.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from evaluator.dispatch import RayDispatcher
+from evaluator.jobs import EvalJob, batch_key, population_size, trains_populations
+
+
+@dataclass
+class _Entry:
+    job: EvalJob
+    evaluation_id: int
+    rank: tuple[int, int, int]  # smaller goes first: (DPO first, later stage first, oldest)
+    batch: int | None = None  # the batch it was sent in; None while it waits
+
+
+class JobQueue:
+    """Open jobs (waiting or running) of one campaign, sent to `dispatcher` a slot at a time.
+
+    `slots` says how many population tasks may run at once (the workers' CPU slots).
+    """
+
+    def __init__(self, dispatcher: RayDispatcher, slots: Callable[[], int]) -> None:
+        self.dispatcher = dispatcher
+        self.slots = slots
+        self._open: dict[int, _Entry] = {}  # id(job) -> entry
+        self._running: dict[int, int] = {}  # batch number -> its jobs not finished yet
+        self._order = itertools.count()
+        self._batches = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def __iter__(self) -> Iterator[tuple[EvalJob, int]]:
+        """(job, evaluation id) of every open job."""
+        return ((e.job, e.evaluation_id) for e in self._open.values())
+
+    def add(self, job: EvalJob, evaluation_id: int, *, stage_index: int, dpo: bool) -> None:
+        entry = _Entry(job, evaluation_id, (0 if dpo else 1, -stage_index, next(self._order)))
+        self._open[id(job)] = entry
+        if not trains_populations(job):
+            self.dispatcher.submit(job)
+            entry.batch = -1  # sent alone, outside the slots
+
+    def finished(self, job: EvalJob) -> int:
+        """Forget a job whose result came back; returns its evaluation id."""
+        entry = self._open.pop(id(job))
+        if entry.batch is not None and entry.batch in self._running:
+            self._running[entry.batch] -= 1
+            if self._running[entry.batch] == 0:
+                del self._running[entry.batch]  # its slot is free
+        return entry.evaluation_id
+
+    def dispatch(self) -> int:
+        """Send batches while slots are free; returns how many jobs were sent."""
+        sent = 0
+        free = max(1, self.slots()) - len(self._running)
+        while free > 0:
+            batch = self._next_batch()
+            if not batch:
+                break
+            number = next(self._batches)
+            for entry in batch:
+                entry.batch = number
+            self._running[number] = len(batch)
+            self.dispatcher.submit_batch([e.job for e in batch])
+            sent += len(batch)
+            free -= 1
+        return sent
+
+    def drain(self) -> list[int]:
+        """Forget every open job (the dispatcher was closed); returns their evaluation ids."""
+        ids = [e.evaluation_id for e in self._open.values()]
+        self._open.clear()
+        self._running.clear()
+        return ids
+
+    def _next_batch(self) -> list[_Entry]:
+        waiting = sorted((e for e in self._open.values() if e.batch is None), key=lambda e: e.rank)
+        if not waiting:
+            return []
+        head = waiting[0]
+        key, size = batch_key(head.job), population_size(head.job)
+        return [e for e in waiting if batch_key(e.job) == key][:size]
