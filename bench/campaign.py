@@ -50,8 +50,13 @@ def _breakdown(
 ) -> dict[str, float]:
     """Start-up seconds, worker-seconds idle (divided by `workers`) between the first run's start
     and the last run's end, and seconds after the last run's end."""
+    # A run trained in a population of K has a K-th share of its batch's time as `seconds`.
     spans = sorted(
-        (e.finished_at.timestamp() - e.timings.get("seconds", 0.0), e.finished_at.timestamp())
+        (
+            e.finished_at.timestamp()
+            - e.timings.get("seconds", 0.0) * e.timings.get("population", 1.0),
+            e.finished_at.timestamp(),
+        )
         for e in evaluations
         if e.finished_at is not None
     )

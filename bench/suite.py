@@ -9,8 +9,8 @@ still run):
 2. bench/evaluator.py    seconds per candidate, bandit and tinylm stages, sequential vs population
 3. bench/population.py   tinylm training: TRL vs lean loop vs population at K = 1, 4, 16, 64
                          (one torch thread, as a Ray worker runs), then K = 16 on two threads
-4. bench/campaign.py     a smaller quickstart (8 candidates, 210 s): candidates per hour and
-                         the share of wall time outside sandbox and training
+4. bench/campaign.py     the quickstart campaign (examples/quickstart.yaml): candidates per hour
+                         and the share of wall time outside sandbox and training
 
 and writes every number, the machine, the date and the suite's wall time to --out, then prints
 the markdown table (the one in README's performance section). Numbers are ratios measured side by
@@ -40,7 +40,7 @@ STEPS: list[tuple[str, list[str]]] = [
         "population_2_threads",
         ["population.py", "--k", "16", "--threads", "2", "--steps", "8", "--repeats", "2"],
     ),
-    ("campaign", ["campaign.py", "--candidates", "8", "--wall-time", "210", "--workers", "2"]),
+    ("campaign", ["campaign.py", "--workers", "2"]),
 ]
 CACHED = {"evaluator", "population", "population_2_threads"}  # take --cache-dir
 

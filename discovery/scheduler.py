@@ -7,7 +7,9 @@ arrive while the workers are busy leave together, as one population of up to the
 order is the engine's, not Ray's first-come-first-served: DPO's runs first (every other score of
 the same stage, task and seed waits for them), then later stages before earlier ones (promoted
 candidates matter most, and their long runs started early keep the end of a campaign from being
-one worker finishing alone), then the oldest first.
+one worker finishing alone), then lower seeds (the first runs of a stage's tasks go to different
+workers: each builds what its task caches, such as a tinylm reference, instead of two workers
+building the same one side by side), then the oldest first.
 
 Jobs of other stages (hf) go to Ray as soon as they are queued: they declare their own resources
 (GPUs) and Ray queues them on those.
@@ -30,7 +32,7 @@ from evaluator.jobs import EvalJob, batch_key, population_size, trains_populatio
 class _Entry:
     job: EvalJob
     evaluation_id: int
-    rank: tuple[int, int, int]  # smaller goes first: (DPO first, later stage first, oldest)
+    rank: tuple[int, int, int, int]  # smaller first: DPO, later stage, lower seed, older
     batch: int | None = None  # the batch it was sent in; None while it waits
 
 
@@ -56,7 +58,8 @@ class JobQueue:
         return ((e.job, e.evaluation_id) for e in self._open.values())
 
     def add(self, job: EvalJob, evaluation_id: int, *, stage_index: int, dpo: bool) -> None:
-        entry = _Entry(job, evaluation_id, (0 if dpo else 1, -stage_index, next(self._order)))
+        rank = (0 if dpo else 1, -stage_index, job.seed, next(self._order))
+        entry = _Entry(job, evaluation_id, rank)
         self._open[id(job)] = entry
         if not trains_populations(job):
             self.dispatcher.submit(job)

@@ -28,7 +28,7 @@ import ray
 import torch
 from ray.exceptions import RayError, TaskCancelledError, WorkerCrashedError
 
-from evaluator.jobs import EvalJob, group_jobs, job_resources, run_batch, run_job
+from evaluator.jobs import EvalJob, group_jobs, job_resources, run_batch, run_job, warm_up
 from evaluator.results import RunResult, RunStatus
 
 log = logging.getLogger(__name__)
@@ -65,9 +65,9 @@ def _run_batch_task(jobs: list[EvalJob]) -> list[RunResult]:
 
 @ray.remote
 def _warm_up() -> None:
-    # Nothing to do: unpickling this function imports this module, and with it torch, transformers
-    # and the stages, which is what a worker's first real task would otherwise wait for.
-    return None
+    # What a worker's first real task would otherwise wait for: importing the stages (torch,
+    # transformers) and their first use.
+    warm_up()
 
 
 @dataclass

@@ -99,6 +99,30 @@ _POPULATION: dict[str, tuple[type, Callable[..., list[RunResult]]]] = {
 }
 
 
+def warm_up() -> None:
+    """Load what the first bandit or tinylm job of a fresh worker process would pay for: the
+    stages' modules and the first calls into torch (one step of a tiny bandit run)."""
+    import torch.nn.functional as F  # noqa: PLC0415
+
+    from evaluator.tinylm import model  # noqa: PLC0415, F401
+
+    def dpo(
+        policy_chosen_logps: Any,
+        policy_rejected_logps: Any,
+        ref_chosen_logps: Any,
+        ref_rejected_logps: Any,
+        beta: Any,
+    ) -> Any:  # DPO eq. 7, as the baseline
+        margin = (policy_chosen_logps - ref_chosen_logps) - (
+            policy_rejected_logps - ref_rejected_logps
+        )
+        return -F.logsigmoid(beta * margin)
+
+    run_bandit(
+        Loss(name="warm-up", fn=dpo), task="tabular", seed=0, config=BanditConfig(max_steps=1)
+    )
+
+
 def trains_populations(job: EvalJob) -> bool:
     """Whether the job's stage can train it in a population with others (bandit, tinylm)."""
     return job.stage in _POPULATION

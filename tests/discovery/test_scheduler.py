@@ -94,3 +94,18 @@ def test_drain_forgets_every_open_job() -> None:
     jobs.dispatch()
     assert sorted(jobs.drain()) == [7, 8]
     assert len(jobs) == 0
+
+
+def test_lower_seeds_first_so_the_first_runs_of_each_task_go_to_different_workers() -> None:
+    jobs, dispatcher = queue(slots=2)
+    for i, (task, seed) in enumerate(
+        [("arithmetic", 0), ("arithmetic", 1), ("sorting", 0), ("sorting", 1)]
+    ):
+        jobs.add(
+            job(f"dpo-{task}-{seed}", stage="tinylm", task=task, seed=seed),
+            i,
+            stage_index=1,
+            dpo=True,
+        )
+    jobs.dispatch()
+    assert dispatcher.sent == [["dpo-arithmetic-0"], ["dpo-sorting-0"]]
