@@ -17,7 +17,6 @@ marked `config`, which pauses the campaign with the reason. Token counts are exa
 
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,6 +28,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, Dynami
 from discovery.proposers.client import Completion, Message, estimate_tokens
 from discovery.proposers.config import HFLocalConfig, JsonMode
 from discovery.proposers.errors import LLMCallError, ProposerConfigError
+from evaluator.tinylm.model import cache_argument
 
 __all__ = ["HFLocalClient", "context_length"]
 
@@ -153,9 +153,7 @@ class HFLocalClient:
         model, device = self._model, self.config.device
         stops = self._stop_ids()
         cache = DynamicCache(config=model.config)  # keys/values of the tokens seen so far
-        # transformers renamed `past_key_values` to `cache`; take whichever this version has.
-        forward = inspect.signature(model.forward).parameters
-        cache_arg = "cache" if "cache" in forward else "past_key_values"
+        cache_arg = cache_argument(model)
         step = torch.tensor([ids], device=device)  # (1, P), then (1, 1) per new token
         new: list[int] = []
         for _ in range(self.config.max_new_tokens):

@@ -8,6 +8,7 @@ as TRL computes them for DPO. `sample` draws completions token by token, with a 
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -101,6 +102,13 @@ def sequence_logps(
     return (token_logps * mask).sum(dim=-1)
 
 
+def cache_argument(model: PreTrainedModel) -> str:
+    """The forward argument that takes a KV cache: transformers renamed `past_key_values` to
+    `cache` (5.2x; the old name goes in 5.40), and older 5.x releases know only the old one."""
+    forward = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in forward else "past_key_values"
+
+
 @torch.no_grad()
 def sample(
     model: PreTrainedModel,
@@ -119,13 +127,14 @@ def sample(
     """
     n, p = prompt_ids.shape
     cache = DynamicCache(config=model.config)  # keys/values of the tokens seen so far
+    cache_arg = cache_argument(model)
     seqs, step_ids = prompt_ids, prompt_ids  # (N, t), and the tokens the next forward adds
     done = torch.zeros(n, dtype=torch.bool)  # (N,) has emitted eos
     mask_cols = []
     for _ in range(max_new_tokens):
         attention_mask = seqs.ne(pad_token_id).long()  # (N, t): pads only trail finished rows
         out = model(
-            input_ids=step_ids, attention_mask=attention_mask, past_key_values=cache, use_cache=True
+            input_ids=step_ids, attention_mask=attention_mask, use_cache=True, **{cache_arg: cache}
         )
         probs = torch.softmax(out.logits[:, -1].float(), dim=-1)  # (N, V)
         nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1)  # (N,)
