@@ -234,19 +234,23 @@ def _run(
         return RunStatus.ERROR, {"reason": data}
     policy = copy.deepcopy(data.reference.model).requires_grad_(True)
     outcome = train(
-        policy,
-        data.train_pairs,
-        data.ref_train,
-        loss,
-        beta=config.beta,
-        learning_rate=config.learning_rate,
-        per_device_train_batch_size=config.per_device_train_batch_size,
-        max_steps=config.max_steps,
-        max_grad_norm=config.max_grad_norm,
-        generator=torch.Generator().manual_seed(derive_seed(seed, "batches")),
-        deadline=deadline,
+        policy, data.train_pairs, data.ref_train, loss, **_training(config, seed, deadline)
     )
     return _judge(policy, outcome, data, seed=seed, config=config)
+
+
+def _training(config: TinyLMConfig, seed: int, deadline: float | None) -> dict[str, Any]:
+    """The trainers' keyword arguments for a run with `seed` (the sequential loop and the
+    population take the same ones, so a candidate trains alike either way)."""
+    return {
+        "beta": config.beta,
+        "learning_rate": config.learning_rate,
+        "per_device_train_batch_size": config.per_device_train_batch_size,
+        "max_steps": config.max_steps,
+        "max_grad_norm": config.max_grad_norm,
+        "generator": torch.Generator().manual_seed(derive_seed(seed, "batches")),
+        "deadline": deadline,
+    }
 
 
 def run_tinylm_population(
@@ -284,19 +288,13 @@ def _run_population(
     results: list[tuple[RunStatus, dict[str, Any]]] = []
     for first in range(0, len(losses), config.population_size):
         group = losses[first : first + config.population_size]
+        # The same settings and batch order as each loss's sequential run.
         run = train_population(
             reference.model,
             data.train_pairs,
             data.ref_train,
             group,
-            beta=config.beta,
-            learning_rate=config.learning_rate,
-            per_device_train_batch_size=config.per_device_train_batch_size,
-            max_steps=config.max_steps,
-            max_grad_norm=config.max_grad_norm,
-            # The same batch order as each loss's sequential run.
-            generator=torch.Generator().manual_seed(derive_seed(seed, "batches")),
-            deadline=deadline,
+            **_training(config, seed, deadline),
         )
         position = {index: pos for pos, index in enumerate(run.slots)}
         for index, (loss, outcome) in enumerate(zip(group, run.outcomes, strict=True)):

@@ -18,7 +18,7 @@ from discovery.runner import build_proposer, create_campaign
 from discovery.spec import CampaignSpec, parse_spec
 from evaluator.dispatch import DispatchConfig, RayDispatcher
 from sandbox import Sandbox, SandboxConfig
-from tests.discovery.openai_server import ScriptedServer
+from tests.openai_server import ScriptedServer
 
 
 @pytest.fixture(scope="module")

@@ -34,8 +34,8 @@ from tests.discovery.llm_sources import (
     VALUE_READ,
     WRONG_WAY,
 )
-from tests.discovery.openai_server import Reply, ScriptedServer, candidates
 from tests.discovery.tiny_lm import save_tiny_causal_lm
+from tests.openai_server import Reply, ScriptedServer, candidates
 
 KEY = "sk-lossforge-test-5e1f0c9a77"
 GOOD = [SOFT_HINGE, BLEND, SQUARED, SCALED, TANH, SHIFTED]

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from discovery.archive import CampaignStatus, CandidateStatus, open_archive
 from discovery.archive.models import Base
 from tests.discovery.llm_sources import BLEND, SOFT_HINGE
-from tests.discovery.openai_server import Reply, ScriptedServer, candidates
+from tests.openai_server import Reply, ScriptedServer, candidates
 
 LOSSFORGE = str(Path(sys.executable).parent / "lossforge")
 KEY = "sk-cli-test-0a1b2c3d4e5f"

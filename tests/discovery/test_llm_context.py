@@ -23,7 +23,7 @@ from evaluator.dispatch import DispatchConfig, RayDispatcher
 from sandbox import Sandbox, SandboxConfig
 from tests.discovery.conftest import small_spec
 from tests.discovery.llm_sources import BLEND
-from tests.discovery.openai_server import Reply, ScriptedServer
+from tests.openai_server import Reply, ScriptedServer
 
 SECRET_VALUES = ("0.987654", "0.123456")
 SECRET_NAMES = ("secret_metric", "sentiment")

@@ -18,7 +18,7 @@ from discovery.proposers.client import OpenAIClient
 from discovery.proposers.config import JsonMode
 from discovery.proposers.errors import BudgetExhausted, ProposerUnavailable
 from discovery.proposers.pricing import Price, PriceTable
-from tests.discovery.openai_server import Reply, ScriptedServer
+from tests.openai_server import Reply, ScriptedServer
 
 KEY = "sk-test-7f3a9c2e1b"
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello"}]

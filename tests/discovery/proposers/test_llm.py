@@ -23,7 +23,7 @@ from tests.discovery.llm_sources import (
     VALUE_READ,
     WRONG_WAY,
 )
-from tests.discovery.openai_server import Reply, ScriptedServer, candidates
+from tests.openai_server import Reply, ScriptedServer, candidates
 
 CONTEXT = ProposalContext(
     parents=(

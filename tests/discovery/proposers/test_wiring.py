@@ -14,8 +14,8 @@ from discovery.proposers.llm import LLMProposer
 from discovery.proposers.wiring import LLMSettings, build_llm_proposer
 from discovery.runner import RunnerConfig
 from discovery.spec import ProposerSpec
-from tests.discovery.openai_server import Reply, ScriptedServer
 from tests.discovery.proposers.conftest import COLD_CONTEXT
+from tests.openai_server import Reply, ScriptedServer
 
 
 def build(

@@ -50,7 +50,7 @@ def test_both_orders_are_asked_and_position_bias_cancels(judge_server: ScriptedJ
     for prompt, mine, theirs in zip(PROMPTS, MINE, THEIRS, strict=True):
         assert {(prompt, mine, theirs), (prompt, theirs, mine)} <= shown
     assert len(judge_server.seen) == 12
-    assert {s.authorization for s in judge_server.seen} == {f"Bearer {KEY}"}
+    assert set(judge_server.authorizations) == {f"Bearer {KEY}"}
     assert {s.body["model"] for s in judge_server.seen} == {"judge-1"}
     assert len(calls) == 12
     for call in calls:

@@ -1,4 +1,5 @@
-"""A scripted OpenAI-compatible chat-completions server on loopback, for tests.
+"""A scripted OpenAI-compatible chat-completions server on loopback, for tests (the LLM
+proposers' endpoint, and under tests/evaluator/hf/judge_server.py the hf stage's judge).
 
     server = ScriptedServer([Reply(content='{"candidates": [...]}'), Reply(status=429), ...])
     server.start()   # http://127.0.0.1:<port>/v1
@@ -31,6 +32,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0  # wait before answering (longer than the client's timeout: a timeout)
     usage: bool = True  # report usage (tokens: a quarter of the characters, like a tokenizer)
+    prompt_tokens: int | None = None  # report exactly these instead of the estimate
+    completion_tokens: int | None = None
     raw: bytes | None = None  # send exactly these bytes as the body instead
     error: str = "scripted failure"  # message of an error body (status >= 400)
 
@@ -109,7 +112,12 @@ def _response(reply: Reply, body: dict[str, Any]) -> bytes:
         ],
     }
     if reply.usage:
-        prompt, completion = prompt_chars // 4 + 1, len(reply.content) // 4 + 1
+        prompt = reply.prompt_tokens if reply.prompt_tokens is not None else prompt_chars // 4 + 1
+        completion = (
+            reply.completion_tokens
+            if reply.completion_tokens is not None
+            else len(reply.content) // 4 + 1
+        )
         data["usage"] = {
             "prompt_tokens": prompt,
             "completion_tokens": completion,
