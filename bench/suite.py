@@ -34,7 +34,7 @@ _HERE = Path(__file__).resolve().parent
 
 STEPS: list[tuple[str, list[str]]] = [
     ("sandbox", ["sandbox.py", "--candidates", "30"]),
-    ("evaluator", ["evaluator.py", "--k", "8", "--repeats", "2"]),
+    ("evaluator", ["evaluator.py", "--k", "8", "--repeats", "2", "--stages", "bandit,tinylm"]),
     ("population", ["population.py", "--k", "1,4,16,64", "--threads", "1", "--trl"]),
     (
         "population_2_threads",

@@ -1,6 +1,7 @@
 """TRL's DPOTrainer and the lean loop, set up to take the same steps on the same batch.
 
-Used by the agreement test and `bench/evaluator_tinylm.py`, never by `run_tinylm`. Everything a
+Used by the agreement test and the benchmarks (`bench/evaluator.py`, `bench/population.py`),
+never by `run_tinylm`. Everything a
 step depends on is aligned: the same starting weights (copies of one reference), the same
 tokenization (our tokenizer is TRL's processing class; TRL appends eos to each completion, and the
 pairs' ids already end with it), keep-start truncation at the same `max_length`, no dropout, one
