@@ -138,8 +138,11 @@ def table(results: dict) -> str:
         f"| campaign (quickstart, {camp.get('budget_candidates', '-')} candidates, "
         f"{camp.get('workers', 2)} workers) | candidates per hour | "
         f"{_f(camp.get('candidates_per_hour'), 0)} |",
-        f"| campaign | share of wall time outside sandbox and training | "
-        f"{_f(100 * camp['fraction_outside'] if 'fraction_outside' in camp else None, 0)}% |",
+        f"| campaign | share of wall time outside sandbox and training (start-up / idle "
+        f"workers / wind-down) | "
+        f"{_f(100 * camp['fraction_outside'] if 'fraction_outside' in camp else None, 1)}% "
+        f"({_f(camp.get('startup_s'), 1)} / {_f(camp.get('idle_while_running_s'), 1)} / "
+        f"{_f(camp.get('wind_down_s'), 1)} s of {_f(camp.get('wall_s'), 0)} s) |",
         f"| suite | `make bench` wall time | {_f(results.get('wall_s'), 0)} s |",
     ]
     return "\n".join(lines)
