@@ -19,6 +19,7 @@ from discovery.archive import Archive
 from discovery.spec import BudgetSpec
 
 _SAVE_EVERY_S = 2.0  # how often spent budget is written back to the archive
+_EVENT_EVERY_S = 10.0  # how often a `budget` event tells followers (the API's stream) about it
 
 # (key in budget_used, BudgetSpec field, label in the stop reason)
 _HARD_LIMITS = (
@@ -46,6 +47,7 @@ class BudgetTracker:
         self._used: dict[str, float] = {}
         self._started = 0.0
         self._saved_at = 0.0
+        self._announced_at = float("-inf")
         self._llm_dollars = 0.0
 
     def start(self, used_before: dict[str, float]) -> None:
@@ -98,5 +100,13 @@ class BudgetTracker:
     def save(self, *, force: bool = False) -> None:
         now = self.clock()
         if force or now - self._saved_at >= _SAVE_EVERY_S:
-            self.archive.set_budget_used(self.campaign_id, self.spent())
+            used = self.spent()
+            self.archive.set_budget_used(self.campaign_id, used)
             self._saved_at = now
+            if force or now - self._announced_at >= _EVENT_EVERY_S:
+                self.archive.append_event(
+                    campaign_id=self.campaign_id,
+                    kind="budget",
+                    payload={"used": used, "limits": self.limits()},
+                )
+                self._announced_at = now

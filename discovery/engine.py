@@ -65,6 +65,15 @@ __all__ = ["Engine", "Progress"]
 
 log = logging.getLogger(__name__)
 
+# Statuses an engine may start from: new, resumed, or left RUNNING by a killed process.
+RESTARTABLE = (
+    CampaignStatus.PENDING,
+    CampaignStatus.RUNNING,
+    CampaignStatus.PAUSED,
+    CampaignStatus.FAILED,
+)
+# What a stop the engine decides (finished, endpoint down) may overwrite: not a cancel.
+_ENGINE_STOPS_OVER = (CampaignStatus.RUNNING, CampaignStatus.PENDING, CampaignStatus.PAUSED)
 _IDLE_PROPOSALS = 5  # consecutive proposal calls with nothing new before the search is over
 _WAIT_S = 0.5  # longest wait for a result when there is nothing to propose
 _NOTIFY_EVERY_S = 0.25  # the observer is called at most this often (and at every stop)
@@ -86,8 +95,10 @@ class Engine:
         stage_extra: dict[str, dict[str, object]] | None = None,
         observer: Callable[[Progress], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        start_from: tuple[CampaignStatus, ...] = RESTARTABLE,
     ) -> None:
         self.campaign_id = campaign_id
+        self.start_from = start_from
         self.spec = spec
         self.archive = archive
         self.dispatcher = dispatcher
@@ -118,23 +129,16 @@ class Engine:
     # -- the loop ----------------------------------------------------------------------------
 
     def run(self) -> CampaignStatus:
-        campaign = self.archive.get_campaign(self.campaign_id)
-        self.ledger.put_candidates(self.archive.list_candidates(campaign_id=self.campaign_id))
-        self.ledger.put_evaluations(self.archive.list_evaluations(campaign_id=self.campaign_id))
-        self._proposals = len(
-            self.archive.list_events(campaign_id=self.campaign_id, kind="proposal", limit=10**9)
-        )
-        self.budget.start(campaign.budget_used)
-        self.archive.set_campaign_status(self.campaign_id, status=CampaignStatus.RUNNING)
-        self._event("started", {"resumed": bool(campaign.budget_used)})
-        self._ensure_baselines()
-        self._recover()
+        if not self._start():
+            current = self.archive.get_campaign(self.campaign_id)
+            log.info("campaign %s is %s; not started", self.campaign_id, current.status)
+            return current.status
         idle = 0
         proposing = True
         ended: str | None = None  # why proposing ended early, when that ends the campaign
         try:
             while True:
-                stop = self._requested_stop() or self._hard_limit()
+                stop = self._stop_now()
                 if stop is not None:
                     return self._stop(*stop)
                 if proposing and self._candidates_left() <= 0:
@@ -181,7 +185,26 @@ class Engine:
             self.budget.save(force=True)
             raise
 
-    def _stop(self, status: CampaignStatus, reason: str) -> CampaignStatus:
+    def _start(self) -> bool:
+        """Mark the campaign RUNNING and load its state; False if it may not start now."""
+        # Compare-and-set: a pause or cancel that arrived while this process was starting wins.
+        campaign = self.archive.transition_campaign(
+            self.campaign_id, to=CampaignStatus.RUNNING, allowed_from=self.start_from
+        )
+        if campaign is None:
+            return False
+        self.ledger.put_candidates(self.archive.list_candidates(campaign_id=self.campaign_id))
+        self.ledger.put_evaluations(self.archive.list_evaluations(campaign_id=self.campaign_id))
+        self._proposals = len(
+            self.archive.list_events(campaign_id=self.campaign_id, kind="proposal", limit=10**9)
+        )
+        self.budget.start(campaign.budget_used)
+        self._event("started", {"resumed": bool(campaign.budget_used)})
+        self._ensure_baselines()
+        self._recover()
+        return True
+
+    def _stop(self, status: CampaignStatus, reason: str, requested: bool = False) -> CampaignStatus:
         self.dispatcher.close()  # kills what is running; its rows stay PENDING, resumable
         open_ids = self.jobs.drain()
         if status is CampaignStatus.CANCELLED:
@@ -194,7 +217,17 @@ class Engine:
                     )
                 )
         self.budget.save(force=True)
-        self.archive.set_campaign_status(self.campaign_id, status=status, reason=reason)
+        # Compare-and-set, so the stop cannot undo a request written meanwhile: a cancel stays,
+        # and a resume that came during a requested pause stays PENDING for its new engine. A
+        # requested stop keeps the requester's status and reason.
+        if requested or (
+            self.archive.transition_campaign(
+                self.campaign_id, to=status, allowed_from=_ENGINE_STOPS_OVER, reason=reason
+            )
+            is None
+        ):
+            current = self.archive.get_campaign(self.campaign_id)
+            status, reason = current.status, current.reason or reason
         self._event(
             "finish", {"status": str(status), "reason": reason, "budget": self.budget.spent()}
         )
@@ -375,16 +408,25 @@ class Engine:
     def _candidates_left(self) -> int:
         return self.budget.candidates_left(self.ledger.proposed(), self.spec.proposer.batch_size)
 
-    def _hard_limit(self) -> tuple[CampaignStatus, str] | None:
+    def _stop_now(self) -> tuple[CampaignStatus, str, bool] | None:
+        """(status, reason, requested) when the campaign must stop now: a pause or cancel
+        request (requested), or a hard budget limit."""
+        requested = self._requested_stop()
+        if requested is not None:
+            return (*requested, True)
         reason = self.budget.hard_limit_reached()
-        return (CampaignStatus.FINISHED, reason) if reason else None
+        return (CampaignStatus.FINISHED, reason, False) if reason else None
 
     def _requested_stop(self) -> tuple[CampaignStatus, str] | None:
         status = self.archive.get_campaign(self.campaign_id).status
-        if status is CampaignStatus.PAUSED:
-            return CampaignStatus.PAUSED, "paused on request; resume with --resume"
-        if status is CampaignStatus.CANCELLED:
-            return CampaignStatus.CANCELLED, "cancelled on request"
+        if status is CampaignStatus.PENDING:
+            # A resume request arrived before this engine saw the pause: it simply goes on.
+            self.archive.transition_campaign(
+                self.campaign_id, to=CampaignStatus.RUNNING, allowed_from=(status,)
+            )
+            return None
+        if status in (CampaignStatus.PAUSED, CampaignStatus.CANCELLED):
+            return status, f"{status.lower()} on request"
         return None
 
     def _first_stage_open(self) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from discovery.archive import Archive, CampaignStatus, open_archive
-from discovery.engine import Engine
+from discovery.engine import RESTARTABLE, Engine
 from discovery.progress import Progress
 from discovery.proposers.base import Proposer
 from discovery.proposers.calls import CallRecord, Recorder
@@ -107,8 +107,12 @@ def run_campaign(
     campaign_id: int,
     *,
     observer: Callable[[Progress], None] | None = None,
+    start_from: tuple[CampaignStatus, ...] = RESTARTABLE,
 ) -> CampaignStatus:
-    """Run (or resume) a campaign to its end, pause, cancellation or budget."""
+    """Run (or resume) a campaign to its end, pause, cancellation or budget.
+
+    `start_from`: the statuses it may start from (the API's launcher passes PENDING only, so a
+    pause sent while the process was starting is obeyed)."""
     archive = open_archive(config.database_url)
     campaign = archive.get_campaign(campaign_id)
     if campaign.status in (CampaignStatus.FINISHED, CampaignStatus.CANCELLED):
@@ -128,6 +132,10 @@ def run_campaign(
             validator=sandbox,
             dollar_budget=spec.budget.llm_dollars is not None,
         )
+    except Exception as exc:
+        _mark_failed(archive, campaign_id, f"not started: {exc}", CampaignStatus.PAUSED)
+        archive.engine.dispose()
+        raise
     except BaseException:
         archive.engine.dispose()
         raise
@@ -156,12 +164,39 @@ def run_campaign(
             rng=engine_rng,
             stage_extra=stage_extras(config),
             observer=observer,
+            start_from=start_from,
         )
         return engine.run()
+    except Exception as exc:
+        # Queued work stays PENDING (the engine leaves it so); FAILED says why, and a resume
+        # (CLI --resume, or the API's resume) picks the campaign up again.
+        _mark_failed(
+            archive, campaign_id, f"the engine stopped on an error: {type(exc).__name__}: {exc}"
+        )
+        raise
     finally:
         sandbox.close()
         dispatcher.close()
         archive.engine.dispose()
+
+
+def _mark_failed(
+    archive: Archive, campaign_id: int, reason: str, *also_from: CampaignStatus
+) -> None:
+    """FAILED with the reason, unless the campaign already stopped for another reason."""
+    changed = archive.transition_campaign(
+        campaign_id,
+        to=CampaignStatus.FAILED,
+        allowed_from=(CampaignStatus.PENDING, CampaignStatus.RUNNING, *also_from),
+        reason=reason[:2000],
+    )
+    if changed is None:
+        return
+    archive.append_event(
+        campaign_id=campaign_id,
+        kind="finish",
+        payload={"status": str(CampaignStatus.FAILED), "reason": reason[:2000]},
+    )
 
 
 def call_recorder(archive: Archive, campaign_id: int) -> Recorder:

@@ -11,7 +11,9 @@ from rich.live import Live
 from rich.table import Table
 
 from api.settings import Settings
+from discovery import control
 from discovery.archive import CampaignStatus, NotFoundError, open_archive
+from discovery.engine import RESTARTABLE
 from discovery.progress import Progress
 from discovery.proposers.errors import ProposerConfigError
 from discovery.proposers.wiring import LLMSettings
@@ -73,8 +75,12 @@ def _budget_line(used: dict[str, float], limits: dict[str, float]) -> str:
 )
 @click.option("--resume", "resume_id", type=int, help="Continue campaign ID where it stopped.")
 @click.option("--quiet", is_flag=True, help="No live display; print the outcome only.")
+# The API's launcher: start only a PENDING campaign (a pause sent meanwhile is obeyed).
+@click.option("--launched", is_flag=True, hidden=True)
 @click.pass_obj
-def run(settings: Settings, spec_file: Path | None, resume_id: int | None, quiet: bool) -> None:
+def run(
+    settings: Settings, spec_file: Path | None, resume_id: int | None, quiet: bool, launched: bool
+) -> None:
     """Run a discovery campaign from SPEC_FILE (YAML/JSON), or resume one with --resume ID."""
     if (spec_file is None) == (resume_id is None):
         raise click.UsageError("give a SPEC_FILE or --resume ID (one of them)")
@@ -95,15 +101,17 @@ def run(settings: Settings, spec_file: Path | None, resume_id: int | None, quiet
     click.echo(f"campaign {campaign_id}", err=True)
 
     console = Console(stderr=True)
+    start_from = (CampaignStatus.PENDING,) if launched else RESTARTABLE
     try:
         if quiet:
-            status = run_campaign(_runner(settings), campaign_id)
+            status = run_campaign(_runner(settings), campaign_id, start_from=start_from)
         else:
             with Live(console=console, refresh_per_second=2, transient=False) as live:
                 status = run_campaign(
                     _runner(settings),
                     campaign_id,
                     observer=lambda p: live.update(_progress_table(p)),
+                    start_from=start_from,
                 )
     except ProposerConfigError as exc:
         raise click.ClickException(
@@ -113,7 +121,9 @@ def run(settings: Settings, spec_file: Path | None, resume_id: int | None, quiet
     archive = open_archive(settings.database_url)
     reason = archive.get_campaign(campaign_id).reason
     click.echo(f"campaign {campaign_id} {status}: {reason}")
-    raise SystemExit(0 if status in (CampaignStatus.FINISHED, CampaignStatus.PAUSED) else 1)
+    stopped_on_request = launched and status is CampaignStatus.CANCELLED
+    ok = status in (CampaignStatus.FINISHED, CampaignStatus.PAUSED) or stopped_on_request
+    raise SystemExit(0 if ok else 1)
 
 
 @click.command()
@@ -174,16 +184,18 @@ def show(settings: Settings, candidate_id: int) -> None:
         )
 
 
-def _set_status(settings: Settings, campaign_id: int, status: CampaignStatus) -> None:
+def _control(settings: Settings, campaign_id: int, request: str) -> None:
     archive = open_archive(settings.database_url)
     try:
-        current = archive.get_campaign(campaign_id)
-    except NotFoundError as exc:
+        if request == "pause":
+            record = control.pause(archive, campaign_id, by="CLI")
+        else:
+            record = control.cancel(archive, campaign_id, by="CLI", engine_running=False)
+    except (NotFoundError, control.ControlError) as exc:
         raise click.ClickException(str(exc)) from None
-    if current.status in (CampaignStatus.FINISHED, CampaignStatus.CANCELLED):
-        raise click.ClickException(f"campaign {campaign_id} is already {current.status}")
-    archive.set_campaign_status(campaign_id, status=status, reason="requested from the CLI")
-    click.echo(f"campaign {campaign_id}: {status} requested; a running engine stops shortly")
+    finally:
+        archive.engine.dispose()
+    click.echo(f"campaign {campaign_id}: {record.status} requested; a running engine stops shortly")
 
 
 @click.command()
@@ -191,7 +203,7 @@ def _set_status(settings: Settings, campaign_id: int, status: CampaignStatus) ->
 @click.pass_obj
 def pause(settings: Settings, campaign_id: int) -> None:
     """Pause a campaign (resume it with `lossforge run --resume ID`)."""
-    _set_status(settings, campaign_id, CampaignStatus.PAUSED)
+    _control(settings, campaign_id, "pause")
 
 
 @click.command()
@@ -199,4 +211,4 @@ def pause(settings: Settings, campaign_id: int) -> None:
 @click.pass_obj
 def cancel(settings: Settings, campaign_id: int) -> None:
     """Cancel a campaign for good."""
-    _set_status(settings, campaign_id, CampaignStatus.CANCELLED)
+    _control(settings, campaign_id, "cancel")

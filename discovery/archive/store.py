@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -119,6 +119,32 @@ class Archive:
             row.finished_at = utcnow() if status in _FINAL_CAMPAIGN_STATUSES else None
             session.flush()
             return _campaign(row)
+
+    def transition_campaign(
+        self,
+        campaign_id: int,
+        *,
+        to: CampaignStatus,
+        allowed_from: Sequence[CampaignStatus],
+        reason: str | None = None,
+    ) -> CampaignRecord | None:
+        """Set the status only if it is one of `allowed_from`, in one statement (compare and set).
+
+        Returns the updated record, or None when the campaign was in another status, so a request
+        that races an engine writing FINISHED cannot overwrite it. NotFoundError for unknown ids.
+        """
+        final = to in _FINAL_CAMPAIGN_STATUSES
+        statement = (
+            update(Campaign)
+            .where(Campaign.id == campaign_id, Campaign.status.in_([str(s) for s in allowed_from]))
+            .values(status=to, reason=reason, finished_at=utcnow() if final else None)
+        )
+        with self._write() as session:
+            changed = session.execute(statement).rowcount
+            row = session.get(Campaign, campaign_id)
+            if row is None:
+                raise NotFoundError(f"no campaign with id {campaign_id}")
+            return _campaign(row) if changed else None
 
     def set_budget_used(self, campaign_id: int, used: dict[str, float]) -> None:
         with self._write() as session:
@@ -352,6 +378,79 @@ class Archive:
             query = query.where(Evaluation.status == status)
         with self._read() as session:
             return [_evaluation(row) for row in session.scalars(query.order_by(Evaluation.id))]
+
+    def campaign_stamp(self, campaign_id: int) -> tuple[int, str]:
+        """A cheap version of what a campaign shows: its newest event id and its status.
+
+        Every change a reader sees (a candidate's verdict, a finished evaluation, a stage score, a
+        stop) is followed by an event, so an unchanged stamp means unchanged results, up to the
+        writes of the step in progress. NotFoundError for unknown ids.
+        """
+        newest = select(func.coalesce(func.max(Event.id), 0)).where(
+            Event.campaign_id == campaign_id
+        )
+        with self._read() as session:
+            status = session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
+            if status is None:
+                raise NotFoundError(f"no campaign with id {campaign_id}")
+            return int(session.scalar(newest) or 0), str(status)
+
+    # -- totals for monitoring ---------------------------------------------------------------
+
+    def campaign_counts(self) -> dict[str, int]:
+        """Campaigns by status, over the whole archive."""
+        query = select(Campaign.status, func.count()).group_by(Campaign.status)
+        with self._read() as session:
+            return {str(status): n for status, n in session.execute(query)}
+
+    def candidate_counts(self) -> dict[tuple[str, str], int]:
+        """Candidates by (origin, status), over the whole archive."""
+        query = select(Candidate.origin, Candidate.status, func.count()).group_by(
+            Candidate.origin, Candidate.status
+        )
+        with self._read() as session:
+            return {(str(o), str(s)): n for o, s, n in session.execute(query)}
+
+    def evaluation_durations(self) -> list[tuple[str, str, float]]:
+        """(stage, status, seconds) of every finished evaluation that recorded its run time."""
+        query = select(Evaluation.stage, Evaluation.status, Evaluation.timings).where(
+            Evaluation.finished_at.is_not(None)
+        )
+        with self._read() as session:
+            rows = session.execute(query)
+            return [
+                (str(stage), str(status), float(timings["seconds"]))
+                for stage, status, timings in rows
+                if isinstance(timings, dict) and isinstance(timings.get("seconds"), int | float)
+            ]
+
+    def llm_totals(self) -> list[dict[str, Any]]:
+        """LLM calls summed by (model, purpose, failed): calls, tokens, dollars."""
+        failed = LLMCall.error.is_not(None)
+        query = select(
+            LLMCall.model,
+            LLMCall.purpose,
+            failed,
+            func.count(),
+            func.coalesce(func.sum(LLMCall.prompt_tokens), 0),
+            func.coalesce(func.sum(LLMCall.completion_tokens), 0),
+            func.coalesce(func.sum(LLMCall.cost_usd), 0.0),
+        ).group_by(LLMCall.model, LLMCall.purpose, failed)
+        with self._read() as session:
+            return [
+                {
+                    "model": model,
+                    "purpose": purpose,
+                    "failed": bool(is_failed),
+                    "calls": int(calls),
+                    "prompt_tokens": int(prompt),
+                    "completion_tokens": int(completion),
+                    "cost_usd": float(cost),
+                }
+                for model, purpose, is_failed, calls, prompt, completion, cost in session.execute(
+                    query
+                )
+            ]
 
     # -- LLM calls and events ----------------------------------------------------------------
 
