@@ -1,38 +1,154 @@
 """The FastAPI application factory.
 
-`create_app(settings)` wires the app: on start it opens the archive (upgrading its schema), on stop
-it releases the database. It trains and execs nothing; the discovery engine does that.
+`create_app(settings)` wires the app: on start it opens the archive (upgrading its schema) and
+builds what requests share (the leaderboard cache, the engine launcher, the validation sandbox);
+on stop it pauses the campaigns whose engines it started (they resume later from the archive),
+waits for those engines, and releases the rest. It trains and execs nothing itself: engines run in
+their own processes (launcher.py), candidate code only in the sandbox.
+
+Collaborators can be injected (`launcher`), which tests use to run the API without starting
+engines.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+import os
+import re
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib.metadata import version
+from pathlib import Path
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from fastapi.openapi.utils import get_openapi
 
-from api.routers import health
+from api.boards import Boards
+from api.launcher import Launcher
+from api.routers import campaigns, candidates, events, health, metrics, validate, web
 from api.settings import Settings
-from discovery.archive import open_archive
+from api.state import SharedSandbox
+from discovery import control
+from discovery.archive import Archive, CampaignStatus, open_archive
+from sandbox import SandboxConfig
+
+log = logging.getLogger(__name__)
+
+LauncherFactory = Callable[[Archive], Launcher]
 
 
-def create_app(settings: Settings) -> FastAPI:
+def default_launcher(settings: Settings) -> LauncherFactory:
+    """Engines as `python -m api.cli run` children, with these settings in their environment."""
+
+    def build(archive: Archive) -> Launcher:
+        return Launcher(
+            env=settings.child_environment(os.environ),
+            log_dir=settings.data_dir / "logs",
+            on_exit=lambda cid, code, path: mark_engine_exit(archive, cid, code, path),
+        )
+
+    return build
+
+
+def mark_engine_exit(archive: Archive, campaign_id: int, code: int, log_path: Path) -> None:
+    """An engine process that died without recording a stop leaves its campaign FAILED, with why."""
+    how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+    reason = (
+        f"the engine process {how} before the campaign stopped (its log: {log_path}); "
+        "resume the campaign to continue where it stopped"
+    )
+    if archive.transition_campaign(
+        campaign_id,
+        to=CampaignStatus.FAILED,
+        allowed_from=(CampaignStatus.PENDING, CampaignStatus.RUNNING),
+        reason=reason,
+    ):
+        archive.append_event(
+            campaign_id=campaign_id,
+            kind="finish",
+            payload={"status": str(CampaignStatus.FAILED), "reason": reason},
+        )
+
+
+def create_app(settings: Settings, *, launcher: LauncherFactory | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         archive = open_archive(settings.database_url)
         app.state.archive = archive
+        app.state.boards = Boards(archive)
+        app.state.launcher = (launcher or default_launcher(settings))(archive)
+        app.state.sandbox = SharedSandbox(SandboxConfig(pool_size=1))
         try:
             yield
         finally:
+            _pause_own_campaigns(archive, app.state.launcher)
+            app.state.launcher.close()
+            app.state.sandbox.close()
             archive.engine.dispose()
 
     app = FastAPI(
         title="lossforge",
         version=version("lossforge"),
         summary="Discover preference-optimization losses with a proposer in the loop.",
+        description="Start discovery campaigns, follow them, read their leaderboards and export "
+        "the losses they find. When the server has `LOSSFORGE_API_TOKEN`, every write (POST) "
+        "needs `Authorization: Bearer <token>`; reads too with `LOSSFORGE_API_READ_AUTH=true`.",
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.include_router(health.router)
+    for module in (health, campaigns, events, candidates, validate, metrics, web):
+        app.include_router(module.router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+
+    @app.middleware("http")
+    async def allow_header(request: Request, call_next: Callable[..., Any]) -> Response:
+        # Starlette's 405 names only the methods of the first route whose path matched; a path
+        # served by several routes (GET and POST /api/campaigns) must list them all.
+        response = await call_next(request)
+        if response.status_code == 405:
+            methods = _documented_methods(app, request.url.path)
+            if methods:
+                response.headers["Allow"] = ", ".join(methods)
+        return response
+
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            description=app.description,
+            routes=app.routes,
+        )
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(
+            campaigns.spec_schemas()
+        )
+        # The token is the server's choice (LOSSFORGE_API_TOKEN, LOSSFORGE_API_READ_AUTH): say
+        # that each operation may also be called without one.
+        for operation in (op for path in schema["paths"].values() for op in path.values()):
+            if operation.get("security"):
+                operation["security"] = [{}, *operation["security"]]
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def _documented_methods(app: FastAPI, path: str) -> list[str]:
+    """The methods the OpenAPI document lists for the path that `path` fills in."""
+    for template, item in app.openapi()["paths"].items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            return sorted(method.upper() for method in item)
+    return []
+
+
+def _pause_own_campaigns(archive: Archive, launcher: Launcher) -> None:
+    for campaign_id in launcher.live():
+        try:
+            control.pause(archive, campaign_id, by="the API server stopped")
+        except control.ControlError:
+            continue  # it is stopping on its own
+        log.info("campaign %s paused: the server is stopping", campaign_id)

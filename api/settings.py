@@ -7,6 +7,7 @@ client is built. Placeholder secrets are refused rather than silently used.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -78,6 +79,20 @@ class Settings(BaseSettings):
                 "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`) or unset it"
             )
         return value
+
+    def child_environment(self, base: Mapping[str, str]) -> dict[str, str]:
+        """`base` (the process environment) with these settings as `LOSSFORGE_*` variables, for
+        an engine process the API starts. The API token stays out: engines do not need it."""
+        env = {k: v for k, v in base.items() if k != "LOSSFORGE_API_TOKEN"}
+        for name, value in self.model_dump(exclude={"api_token"}).items():
+            key = f"LOSSFORGE_{name.upper()}"
+            if value is None:
+                env.pop(key, None)
+            elif isinstance(value, SecretStr):
+                env[key] = value.get_secret_value()
+            else:
+                env[key] = str(value).lower() if isinstance(value, bool) else str(value)
+        return env
 
     def judge_key(self) -> SecretStr | None:
         """The judge's key: its own setting, else the proposer's LLM key."""

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from api.cli.db import db
 from api.cli.evaluate import evaluate
+from api.cli.export import export
 from api.cli.run import cancel, leaderboard, pause, run, show
 from api.cli.serve import serve
 from api.cli.validate import validate
@@ -47,6 +48,7 @@ def main(ctx: click.Context) -> None:
 
 main.add_command(db)
 main.add_command(evaluate)
+main.add_command(export)
 main.add_command(serve)
 for command in (run, leaderboard, show, pause, cancel):
     main.add_command(command)

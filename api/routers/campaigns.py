@@ -1,0 +1,250 @@
+"""`/api/campaigns`: start, list, read, pause, resume and cancel campaigns; their leaderboards and
+plot series.
+
+Starting stores the validated spec as a PENDING campaign and hands it to the launcher, which runs
+its engine in a separate process (launcher.py): the request returns 202 at once. Pause, resume
+and cancel are compare-and-set status changes (discovery/control.py) that the running engine obeys.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import yaml
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from api import schemas, views
+from api.auth import require_read, require_write
+from api.state import boards_of, launcher_of
+from discovery import control
+from discovery.archive import Archive, NotFoundError
+from discovery.runner import create_campaign
+from discovery.spec import CampaignSpec
+
+router = APIRouter(prefix="/api/campaigns", tags=["campaigns"])
+
+_NOT_FOUND = {404: {"model": schemas.Problem, "description": "No campaign with this id."}}
+_CONFLICT = {409: {"model": schemas.Problem, "description": "Not allowed in its status."}}
+_UNAUTHORIZED = {401: {"model": schemas.Problem, "description": "A token is needed."}}
+_INVALID = {422: {"model": schemas.ValidationProblem, "description": "A bad field, named."}}
+_MAX_SPEC_BYTES = 1_000_000
+
+EXAMPLE_SPEC: dict[str, Any] = {
+    "name": "quick",
+    "seed": 3,
+    "proposer": {"kind": "evolve", "batch_size": 3},
+    "stages": [{"name": "bandit", "tasks": ["tabular"], "seeds": 2, "config": {"max_steps": 30}}],
+    "budget": {"candidates": 6},
+    "baselines": ["dpo", "hinge", "ipo"],
+    "max_in_flight": 4,
+}
+
+_SPEC_REF = "#/components/schemas/{model}"
+_SPEC_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "The campaign spec (see examples/quickstart.yaml), as JSON or YAML.",
+        "content": {
+            "application/json": {
+                "schema": {"$ref": _SPEC_REF.format(model="CampaignSpec")},
+                "example": EXAMPLE_SPEC,
+            },
+            "application/yaml": {"schema": {"$ref": _SPEC_REF.format(model="CampaignSpec")}},
+        },
+    }
+}
+
+
+def spec_schemas() -> dict[str, Any]:
+    """The spec's JSON schemas, for the OpenAPI document's components (the body is parsed by
+    hand, to take YAML too, so FastAPI does not add them itself)."""
+    schema = CampaignSpec.model_json_schema(ref_template=_SPEC_REF)
+    defs = schema.pop("$defs", {})
+    return {"CampaignSpec": schema, **defs}
+
+
+def _archive(request: Request) -> Archive:
+    return request.app.state.archive
+
+
+def _get(archive: Archive, campaign_id: schemas.CampaignId) -> Any:
+    try:
+        return archive.get_campaign(campaign_id)
+    except NotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
+
+
+async def _read_spec(request: Request) -> CampaignSpec:
+    """The body as a spec; 422 naming each bad field (as FastAPI reports bad bodies)."""
+    body = await request.body()
+    if len(body) > _MAX_SPEC_BYTES:
+        raise _body_error(f"the spec is {len(body)} bytes; at most {_MAX_SPEC_BYTES}", "too_large")
+    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    try:
+        text = body.decode("utf-8")
+        if content_type in ("application/yaml", "application/x-yaml", "text/yaml", "text/plain"):
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
+        kind = "YAML" if "yaml" in content_type or content_type == "text/plain" else "JSON"
+        raise _body_error(f"the body is not valid {kind}: {exc}", "parse_error") from None
+    try:
+        return CampaignSpec.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ["body", *err["loc"]],
+                    "msg": err["msg"],
+                    "type": err["type"],
+                }
+                for err in exc.errors(include_url=False, include_input=False)
+            ]
+        ) from None
+
+
+def _body_error(message: str, kind: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": ["body"], "msg": message, "type": kind}])
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=schemas.CampaignStarted,
+    dependencies=[Depends(require_write)],
+    responses={**_UNAUTHORIZED, **_INVALID},
+    openapi_extra=_SPEC_BODY,
+    summary="Start a campaign from a spec",
+)
+async def start_campaign(request: Request) -> schemas.CampaignStarted:
+    """Store the spec as a new campaign and start its engine in its own process."""
+    spec = await _read_spec(request)
+    archive = _archive(request)
+    campaign_id = create_campaign(archive, spec)
+    launcher_of(request).start(campaign_id)
+    base = f"/api/campaigns/{campaign_id}"
+    return schemas.CampaignStarted(
+        id=campaign_id,
+        status=str(archive.get_campaign(campaign_id).status),
+        links=schemas.CampaignLinks(
+            self=base, events=f"{base}/events", leaderboard=f"{base}/leaderboard"
+        ),
+    )
+
+
+@router.get(
+    "",
+    response_model=list[schemas.Campaign],
+    dependencies=[Depends(require_read)],
+    summary="List campaigns, newest first",
+)
+def list_campaigns(request: Request) -> list[schemas.Campaign]:
+    archive, launcher = _archive(request), launcher_of(request)
+    return [
+        views.campaign(archive, record, running=launcher.running(record.id))
+        for record in archive.list_campaigns()
+    ]
+
+
+@router.get(
+    "/{campaign_id}",
+    response_model=schemas.CampaignDetail,
+    dependencies=[Depends(require_read)],
+    responses=_NOT_FOUND,
+    summary="A campaign: status, budget used, counts by status, best candidate",
+)
+def read_campaign(request: Request, campaign_id: schemas.CampaignId) -> schemas.CampaignDetail:
+    archive = _archive(request)
+    record = _get(archive, campaign_id)
+    return views.campaign_detail(
+        archive,
+        record,
+        running=launcher_of(request).running(campaign_id),
+        board=boards_of(request).get(campaign_id),
+    )
+
+
+def _control(request: Request, campaign_id: schemas.CampaignId, action: str) -> schemas.Campaign:
+    archive, launcher = _archive(request), launcher_of(request)
+    _get(archive, campaign_id)
+    try:
+        if action == "pause":
+            record = control.pause(archive, campaign_id, by="API")
+        elif action == "cancel":
+            record = control.cancel(
+                archive, campaign_id, by="API", engine_running=launcher.running(campaign_id)
+            )
+        else:
+            record = control.resume(archive, campaign_id)
+            launcher.start(campaign_id)
+    except control.ControlError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
+    return views.campaign(archive, record, running=launcher.running(campaign_id))
+
+
+_CONTROL = {
+    "status_code": status.HTTP_202_ACCEPTED,
+    "response_model": schemas.Campaign,
+    "dependencies": [Depends(require_write)],
+    "responses": {**_NOT_FOUND, **_CONFLICT, **_UNAUTHORIZED},
+}
+
+
+@router.post("/{campaign_id}/pause", summary="Pause (the engine stops shortly)", **_CONTROL)
+def pause_campaign(request: Request, campaign_id: schemas.CampaignId) -> schemas.Campaign:
+    return _control(request, campaign_id, "pause")
+
+
+@router.post("/{campaign_id}/resume", summary="Resume a paused or failed campaign", **_CONTROL)
+def resume_campaign(request: Request, campaign_id: schemas.CampaignId) -> schemas.Campaign:
+    return _control(request, campaign_id, "resume")
+
+
+@router.post("/{campaign_id}/cancel", summary="Cancel for good", **_CONTROL)
+def cancel_campaign(request: Request, campaign_id: schemas.CampaignId) -> schemas.Campaign:
+    return _control(request, campaign_id, "cancel")
+
+
+@router.get(
+    "/{campaign_id}/leaderboard",
+    response_model=schemas.LeaderboardPage,
+    dependencies=[Depends(require_read)],
+    responses=_NOT_FOUND,
+    summary="Candidates ranked by highest stage reached, then score vs DPO",
+)
+def leaderboard(
+    request: Request,
+    campaign_id: schemas.CampaignId,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> schemas.LeaderboardPage:
+    """Rows have the fields of `lossforge leaderboard --json`, plus their rank."""
+    try:
+        board = boards_of(request).get(campaign_id)
+    except NotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
+    return views.leaderboard_page(campaign_id, board, offset=offset, limit=limit)
+
+
+@router.get(
+    "/{campaign_id}/series",
+    response_model=schemas.Series,
+    dependencies=[Depends(require_read)],
+    responses=_NOT_FOUND,
+    summary="Plot data: best score vs DPO over time, reward vs KL",
+)
+def series(
+    request: Request,
+    campaign_id: schemas.CampaignId,
+    stage: Annotated[str | None, Query(max_length=32, description="Default: the first.")] = None,
+) -> schemas.Series:
+    archive = _archive(request)
+    record = _get(archive, campaign_id)
+    try:
+        return views.series(archive, record, stage)
+    except NotFoundError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
