@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.openapi.utils import get_openapi
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.boards import Boards
 from api.launcher import Launcher
@@ -101,16 +103,15 @@ def create_app(settings: Settings, *, launcher: LauncherFactory | None = None) -
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
-    @app.middleware("http")
-    async def allow_header(request: Request, call_next: Callable[..., Any]) -> Response:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         # Starlette's 405 names only the methods of the first route whose path matched; a path
         # served by several routes (GET and POST /api/campaigns) must list them all.
-        response = await call_next(request)
-        if response.status_code == 405:
+        if exc.status_code == 405:
             methods = _documented_methods(app, request.url.path)
             if methods:
-                response.headers["Allow"] = ", ".join(methods)
-        return response
+                exc.headers = {**(exc.headers or {}), "Allow": ", ".join(methods)}
+        return await http_exception_handler(request, exc)
 
     return app
 

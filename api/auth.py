@@ -34,10 +34,11 @@ def _check(request: Request, credentials: HTTPAuthorizationCredentials | None) -
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def require_write(request: Request, credentials: Credentials) -> None:
+# Async (they do no I/O): a sync dependency would cost every request a trip to the threadpool.
+async def require_write(request: Request, credentials: Credentials) -> None:
     _check(request, credentials)
 
 
-def require_read(request: Request, credentials: Credentials) -> None:
+async def require_read(request: Request, credentials: Credentials) -> None:
     if request.app.state.settings.api_read_auth:
         _check(request, credentials)

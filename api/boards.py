@@ -2,11 +2,12 @@
 
 A leaderboard reads every candidate and evaluation of a campaign (tens of thousands of rows for a
 long campaign), far too slow to redo for each of many readers. `Boards` keeps the last one per
-campaign, keyed by the campaign's stamp (newest event id and status, one indexed query): a
-finished campaign's board is computed once; a running campaign's is recomputed when its stamp
-moved and the cached copy is older than `max_age_s` (so a busy campaign costs at most one
-computation per `max_age_s`, and readers see results at most that late). One lock per campaign,
-so fifty readers arriving together compute it once.
+campaign with its rows encoded as JSON once, and serves it without touching the database for
+`max_age_s`; after that one cheap query (the campaign's stamp: newest event id and status) says
+whether it is still current, and it is recomputed only if not. So readers see results at most
+`max_age_s` late, a finished campaign's board is computed once, and a busy one at most once per
+`max_age_s`. One lock per campaign, so fifty readers arriving together compute it once; while it
+is recomputed, the others get the previous board rather than wait.
 
 Also the campaign's stage layout (public and held-out tasks), which the series and candidate
 views need. It does not serialize anything; the routers do.
@@ -14,10 +15,13 @@ views need. It does not serialize anything; the routers do.
 
 from __future__ import annotations
 
+import json
+import math
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from discovery.archive import Archive
 from discovery.runner import campaign_leaderboard
@@ -32,6 +36,15 @@ class Board:
     computed_at: float
     rows: list[LeaderboardRow]
     by_id: dict[int, tuple[int, LeaderboardRow]]  # candidate id -> (rank, row)
+    encoded: list[bytes]  # each row as JSON with its rank, encoded once for every page served
+
+    def page_json(self, campaign_id: int, *, offset: int, limit: int) -> bytes:
+        """A LeaderboardPage as JSON, joined from the pre-encoded rows."""
+        head = json.dumps(
+            {"campaign_id": campaign_id, "total": len(self.rows), "offset": offset, "limit": limit}
+        )
+        rows = b",".join(self.encoded[offset : offset + limit])
+        return head[:-1].encode() + b', "rows": [' + rows + b"]}"
 
 
 class Boards:
@@ -48,33 +61,61 @@ class Boards:
         self.max_age_s = max_age_s
         self.clock = clock
         self._boards: dict[int, Board] = {}
+        self._checked: dict[int, float] = {}  # when each board was last known current
         self._locks: dict[int, threading.Lock] = {}
         self._guard = threading.Lock()
 
-    def get(self, campaign_id: int) -> Board:
-        """The campaign's leaderboard; NotFoundError for unknown ids."""
-        stamp = self.archive.campaign_stamp(campaign_id)
+    def peek(self, campaign_id: int) -> Board | None:
+        """The board if it is known current (no query, no wait), else None: call `get`."""
         board = self._boards.get(campaign_id)
-        if board is not None and self._fresh(board, stamp):
+        if board is not None and self.clock() - self._checked[campaign_id] < self.max_age_s:
             return board
+        return None
+
+    def get(self, campaign_id: int) -> Board:
+        """The campaign's leaderboard, at most `max_age_s` old; NotFoundError for unknown ids."""
+        board = self.peek(campaign_id)
+        if board is not None:
+            return board  # no query at all: most requests of a busy server end here
+        stamp = self.archive.campaign_stamp(campaign_id)
         with self._guard:
             lock = self._locks.setdefault(campaign_id, threading.Lock())
-        with lock:
+        stale = self._boards.get(campaign_id)
+        if stale is not None and not lock.acquire(blocking=False):
+            return stale  # another reader is recomputing it: serve the last one meanwhile
+        if stale is None:
+            lock.acquire()
+        try:
             board = self._boards.get(campaign_id)
-            if board is not None and self._fresh(board, stamp):
-                return board  # another reader computed it while this one waited
-            rows = campaign_leaderboard(self.archive, campaign_id)
-            board = Board(
-                stamp=stamp,
-                computed_at=self.clock(),
-                rows=rows,
-                by_id={row.id: (rank, row) for rank, row in enumerate(rows, 1)},
-            )
-            self._boards[campaign_id] = board
+            if board is None or board.stamp != stamp:
+                board = self._compute(campaign_id, stamp)
+                self._boards[campaign_id] = board
+            self._checked[campaign_id] = self.clock()
             return board
+        finally:
+            lock.release()
 
-    def _fresh(self, board: Board, stamp: tuple[int, str]) -> bool:
-        return board.stamp == stamp or self.clock() - board.computed_at < self.max_age_s
+    def _compute(self, campaign_id: int, stamp: tuple[int, str]) -> Board:
+        rows = campaign_leaderboard(self.archive, campaign_id)
+        ranked = [dict(rank=rank, **row.as_dict()) for rank, row in enumerate(rows, 1)]
+        return Board(
+            stamp=stamp,
+            computed_at=self.clock(),
+            rows=rows,
+            by_id={row.id: (rank, row) for rank, row in enumerate(rows, 1)},
+            encoded=[json.dumps(finite(r), allow_nan=False).encode() for r in ranked],
+        )
+
+
+def finite(value: Any) -> Any:
+    """JSON-safe copy: non-finite floats become None, containers are copied recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
 
 
 def held_out_tasks(spec: dict[str, object]) -> dict[str, set[str]]:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from api import render, schemas
-from api.boards import Board, Boards, held_out_tasks
+from api.boards import Board, Boards, finite, held_out_tasks
 from discovery.archive import (
     Archive,
     CampaignRecord,
@@ -26,17 +26,6 @@ from discovery.spec import parse_spec
 _REWARD_METRICS = ("reward/normalized", "reward/mean")  # bandit, tinylm
 _KL_METRIC = "kl/ref"
 _LINEAGE_DEPTH = 8
-
-
-def finite(value: Any) -> Any:
-    """JSON-safe copy: non-finite floats become None, containers are copied recursively."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite(v) for v in value]
-    return value
 
 
 def campaign(archive: Archive, record: CampaignRecord, *, running: bool) -> schemas.Campaign:
@@ -94,19 +83,6 @@ def _campaign_fields(archive: Archive, record: CampaignRecord, *, running: bool)
 
 def leaderboard_row(rank: int, row: LeaderboardRow) -> schemas.LeaderboardRow:
     return schemas.LeaderboardRow(rank=rank, **finite(row.as_dict()))
-
-
-def leaderboard_page(
-    campaign_id: int, board: Board, *, offset: int, limit: int
-) -> schemas.LeaderboardPage:
-    rows = board.rows[offset : offset + limit]
-    return schemas.LeaderboardPage(
-        campaign_id=campaign_id,
-        total=len(board.rows),
-        offset=offset,
-        limit=limit,
-        rows=[leaderboard_row(offset + i, row) for i, row in enumerate(rows, 1)],
-    )
 
 
 def candidate_detail(

@@ -6,13 +6,14 @@
 For each backend: fills a new archive with one campaign of N candidates (the DPO baseline and
 N-1 proposed ones, each with two DONE bandit evaluations scored vs DPO, a realistic row size:
 source, graph JSON, metrics), starts `lossforge serve` as its own process on loopback, and sends
-`GET /api/campaigns/1/leaderboard?offset=...&limit=50` from C concurrent clients (random pages),
-R requests each, after one warm-up request. Reported side by side:
+`GET /api/campaigns/1/leaderboard?offset=...&limit=50` from C concurrent clients (threads, each on
+its own keep-alive connection; random pages), R requests each, after one warm-up request.
+Reported side by side:
 - cold: the first request, which computes the leaderboard from the archive;
 - p50 / p99 / max of the warm requests and their throughput (target: p99 <= 100 ms);
 - the cold-over-p50 ratio (what the per-campaign cache saves each reader).
-The load comes from this process over real HTTP (httpx), so on a 2-core machine clients and server
-share the cores: the numbers include that contention. Prints a table, then one JSON line.
+The load comes from this process over real HTTP, so on a 2-core machine clients and server share
+the cores: the numbers include that contention. Prints a table, then one JSON line.
 """
 
 from __future__ import annotations
@@ -25,15 +26,17 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
 import argparse  # noqa: E402
-import asyncio  # noqa: E402
+import http.client  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
+from urllib.parse import urlsplit  # noqa: E402
 
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
@@ -125,7 +128,7 @@ def serve(url: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
         env=env,
         cwd=workdir,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=(workdir / "serve.log").open("ab"),
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -139,24 +142,41 @@ def serve(url: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("lossforge serve did not start")
 
 
-async def load(base: str, *, clients: int, requests: int, total: int) -> list[float]:
+def load(base: str, *, clients: int, requests: int, total: int) -> list[float]:
+    """Latencies of `clients` threads, each on its own keep-alive connection (http.client: a
+    light client, so that the load generator, which shares the cores, measures the server)."""
+    url = urlsplit(base)
     latencies: list[float] = []
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+    lock = threading.Lock()
+    failures: list[str] = []
 
-        async def one_client(seed: int) -> None:
-            rng = random.Random(seed)
+    def one_client(seed: int) -> None:
+        rng = random.Random(seed)
+        connection = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+        mine = []
+        try:
             for _ in range(requests):
                 offset = rng.randrange(0, max(1, total - 50))
                 begin = time.perf_counter()
-                response = await client.get(
-                    "/api/campaigns/1/leaderboard", params={"offset": offset, "limit": 50}
-                )
-                latencies.append(time.perf_counter() - begin)
-                if response.status_code != 200 or len(response.json()["rows"]) != 50:
-                    raise RuntimeError(f"bad response {response.status_code}")
+                connection.request("GET", f"/api/campaigns/1/leaderboard?offset={offset}&limit=50")
+                response = connection.getresponse()
+                body = response.read()
+                mine.append(time.perf_counter() - begin)
+                if response.status != 200 or len(json.loads(body)["rows"]) != 50:
+                    failures.append(f"status {response.status}")
+                    return
+        finally:
+            connection.close()
+            with lock:
+                latencies.extend(mine)
 
-        await asyncio.gather(*(one_client(i) for i in range(clients)))
+    threads = [threading.Thread(target=one_client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise RuntimeError(f"{len(failures)} clients got a bad response: {failures[0]}")
     return latencies
 
 
@@ -171,10 +191,11 @@ def run_backend(url: str, args: argparse.Namespace, workdir: Path) -> dict[str, 
         cold = time.perf_counter() - begin
         assert first.status_code == 200 and first.json()["total"] == args.candidates
         begin = time.perf_counter()
-        latencies = asyncio.run(
-            load(base, clients=args.clients, requests=args.requests, total=args.candidates)
-        )
+        latencies = load(base, clients=args.clients, requests=args.requests, total=args.candidates)
         elapsed = time.perf_counter() - begin
+    except Exception:
+        sys.stderr.write((workdir / "serve.log").read_text(errors="replace")[-3000:])
+        raise
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -210,7 +231,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--candidates", type=int, default=10_000)
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--requests", type=int, default=20, help="per client")
+    parser.add_argument("--requests", type=int, default=100, help="per client")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--postgres", default="postgresql+psycopg://127.0.0.1:5432/test")
     parser.add_argument("--out", type=Path)

@@ -11,6 +11,8 @@ still run):
                          (one torch thread, as a Ray worker runs), then K = 16 on two threads
 4. bench/campaign.py     the quickstart campaign (examples/quickstart.yaml): candidates per hour
                          and the share of wall time outside sandbox and training
+5. bench/api.py          leaderboard latency, 10,000 candidates, 50 concurrent clients, on
+                         SQLite and PostgreSQL
 
 and writes every number, the machine, the date and the suite's wall time to --out, then prints
 the markdown table (the one in README's performance section). Numbers are ratios measured side by
@@ -41,6 +43,7 @@ STEPS: list[tuple[str, list[str]]] = [
         ["population.py", "--k", "16", "--threads", "2", "--steps", "8", "--repeats", "2"],
     ),
     ("campaign", ["campaign.py", "--workers", "2"]),
+    ("api", ["api.py"]),
 ]
 CACHED = {"evaluator", "population", "population_2_threads"}  # take --cache-dir
 
@@ -143,8 +146,16 @@ def table(results: dict) -> str:
         f"{_f(100 * camp['fraction_outside'] if 'fraction_outside' in camp else None, 1)}% "
         f"({_f(camp.get('startup_s'), 1)} / {_f(camp.get('idle_while_running_s'), 1)} / "
         f"{_f(camp.get('wind_down_s'), 1)} s of {_f(camp.get('wall_s'), 0)} s) |",
-        f"| suite | `make bench` wall time | {_f(results.get('wall_s'), 0)} s |",
     ]
+    api = results.get("api", {})
+    for backend, r in api.get("results", {}).items():
+        lines.append(
+            f"| API leaderboard, {backend} ({api.get('candidates', '-')} candidates, "
+            f"{api.get('clients', '-')} concurrent clients) | p50 / p99 (first request, "
+            f"computing it) | {_f(r['p50_ms'], 1)} / {_f(r['p99_ms'], 1)} ms "
+            f"({_f(r['cold_ms'], 0)} ms), {_f(r['requests_per_s'], 0)} requests/s |"
+        )
+    lines.append(f"| suite | `make bench` wall time | {_f(results.get('wall_s'), 0)} s |")
     return "\n".join(lines)
 
 

@@ -227,7 +227,7 @@ def campaign_leaderboard(archive: Archive, campaign_id: int) -> list[Leaderboard
             (stage.name, [t for t in tasks if not held[t]], [t for t in tasks if held[t]])
         )
     return leaderboard(
-        archive.list_candidates(campaign_id=campaign_id),
-        archive.list_evaluations(campaign_id=campaign_id),
+        archive.candidate_summaries(campaign_id=campaign_id),
+        archive.campaign_scores(campaign_id=campaign_id),
         stages=stages,
     )

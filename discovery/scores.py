@@ -12,13 +12,20 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from discovery.archive import CandidateRecord, EvaluationRecord, EvaluationStatus
+from discovery.archive import (
+    CandidateRecord,
+    CandidateSummary,
+    EvaluationRecord,
+    EvaluationStatus,
+    ScoreRecord,
+)
 from evaluator.scoring import StageScore, aggregate
 
+# Full records, or the lean ones a leaderboard reads (the same fields where these functions look).
+Scored = EvaluationRecord | ScoreRecord
 
-def stage_score(
-    evaluations: Sequence[EvaluationRecord], *, stage: str, tasks: Sequence[str]
-) -> StageScore:
+
+def stage_score(evaluations: Sequence[Scored], *, stage: str, tasks: Sequence[str]) -> StageScore:
     """Score over `tasks` at `stage` from one candidate's evaluations."""
     by_seed: dict[int, dict[str, float]] = {}
     for e in evaluations:
@@ -71,13 +78,13 @@ class LeaderboardRow:
 
 
 def leaderboard(
-    candidates: Sequence[CandidateRecord],
-    evaluations: Sequence[EvaluationRecord],
+    candidates: Sequence[CandidateRecord | CandidateSummary],
+    evaluations: Sequence[Scored],
     *,
     stages: Sequence[tuple[str, list[str], list[str]]],  # (stage, public tasks, held-out tasks)
 ) -> list[LeaderboardRow]:
     """Rows ranked by highest stage reached, then score vs DPO."""
-    by_candidate: dict[int, list[EvaluationRecord]] = {}
+    by_candidate: dict[int, list[Scored]] = {}
     for e in evaluations:
         by_candidate.setdefault(e.candidate_id, []).append(e)
     rows = []

@@ -14,10 +14,12 @@ from discovery.archive.records import (
     CampaignStatus,
     CandidateRecord,
     CandidateStatus,
+    CandidateSummary,
     EvaluationRecord,
     EvaluationStatus,
     EventRecord,
     LLMCallRecord,
+    ScoreRecord,
 )
 from discovery.archive.store import Archive, open_archive
 
@@ -29,12 +31,14 @@ __all__ = [
     "CampaignStatus",
     "CandidateRecord",
     "CandidateStatus",
+    "CandidateSummary",
     "DuplicateEvaluationError",
     "EvaluationRecord",
     "EvaluationStatus",
     "EventRecord",
     "LLMCallRecord",
     "NotFoundError",
+    "ScoreRecord",
     "create_archive_engine",
     "current_revision",
     "downgrade",

@@ -117,3 +117,25 @@ class EventRecord:
     kind: str
     payload: dict[str, Any] = field(default_factory=dict)
     created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CandidateSummary:
+    """What a leaderboard needs of a candidate (no code, graph or verdict: cheap to read)."""
+
+    id: int
+    name: str
+    origin: str
+    status: CandidateStatus
+
+
+@dataclass(frozen=True)
+class ScoreRecord:
+    """What a leaderboard needs of an evaluation (no metrics or timings)."""
+
+    candidate_id: int
+    stage: str
+    task: str
+    seed: int
+    status: EvaluationStatus
+    score: float | None

@@ -29,10 +29,12 @@ from discovery.archive.records import (
     CampaignStatus,
     CandidateRecord,
     CandidateStatus,
+    CandidateSummary,
     EvaluationRecord,
     EvaluationStatus,
     EventRecord,
     LLMCallRecord,
+    ScoreRecord,
 )
 
 R = TypeVar("R")
@@ -236,6 +238,42 @@ class Archive:
             query = query.where(Candidate.status == status)
         with self._read() as session:
             return [_candidate(row) for row in session.scalars(query.order_by(Candidate.id))]
+
+    def candidate_summaries(self, *, campaign_id: int) -> list[CandidateSummary]:
+        """A campaign's candidates, id order, reading only the columns a leaderboard shows."""
+        query = (
+            select(Candidate.id, Candidate.name, Candidate.origin, Candidate.status)
+            .where(Candidate.campaign_id == campaign_id)
+            .order_by(Candidate.id)
+        )
+        with self._read() as session:
+            return [
+                CandidateSummary(id=i, name=n, origin=o, status=CandidateStatus(st))
+                for i, n, o, st in session.execute(query)
+            ]
+
+    def campaign_scores(self, *, campaign_id: int) -> list[ScoreRecord]:
+        """A campaign's evaluations, id order, without their metrics and timings."""
+        query = (
+            select(
+                Evaluation.candidate_id,
+                Evaluation.stage,
+                Evaluation.task,
+                Evaluation.seed,
+                Evaluation.status,
+                Evaluation.score,
+            )
+            .join(Candidate)
+            .where(Candidate.campaign_id == campaign_id)
+            .order_by(Evaluation.id)
+        )
+        with self._read() as session:
+            return [
+                ScoreRecord(
+                    candidate_id=c, stage=st, task=t, seed=sd, status=EvaluationStatus(s), score=sc
+                )
+                for c, st, t, sd, s, sc in session.execute(query)
+            ]
 
     def find_by_fingerprint(self, *, campaign_id: int, fingerprint: str) -> CandidateRecord | None:
         """The first non-duplicate candidate of the campaign with this behavioural fingerprint."""
