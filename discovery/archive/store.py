@@ -20,6 +20,7 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from discovery.archive import text
 from discovery.archive.db import WRITE_OPTION, create_archive_engine
 from discovery.archive.errors import DuplicateEvaluationError, NotFoundError
 from discovery.archive.migrate import upgrade
@@ -74,6 +75,7 @@ class Archive:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        text.install(self._sessions)  # NUL characters, which PostgreSQL refuses
 
     @contextmanager
     def _read(self) -> Iterator[Session]:

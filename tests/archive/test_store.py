@@ -218,3 +218,43 @@ def test_events_stream_in_order_after_a_cursor(archive: Archive) -> None:
     events = archive.list_events(campaign_id=campaign.id, after_id=ids[1])
     assert [e.payload["n"] for e in events] == [2, 3, 4]
     assert [e.id for e in archive.list_events(campaign_id=campaign.id, limit=2)] == ids[:2]
+
+
+def test_nul_characters_are_stored_as_a_visible_mark_on_every_backend(archive: Archive) -> None:
+    # PostgreSQL refuses NUL in text and JSONB; an LLM reply or a candidate's output may hold one.
+    campaign = archive.create_campaign(name="nul\x00", spec={"k\x00": ["v\x00"]}, seed=0)
+    candidate = archive.add_candidate(
+        campaign_id=campaign.id,
+        name="a\x00b",
+        source="def loss(\x00): ...",
+        origin="llm",
+        thought="why\x00",
+    )
+    archive.update_candidate(
+        candidate.id,
+        status=CandidateStatus.REJECTED,
+        reason="bad\x00",
+        verdict={"reason": "x\x00y", "nested": [{"z": "\x00"}]},
+    )
+    archive.add_evaluation(
+        candidate_id=candidate.id,
+        stage="bandit",
+        task="t",
+        seed=0,
+        status=EvaluationStatus.ERROR,
+        metrics={"note": "m\x00"},
+        reason="r\x00",
+    )
+    archive.append_event(campaign_id=campaign.id, kind="verdict", payload={"reason": "p\x00"})
+    archive.record_llm_call(campaign_id=campaign.id, purpose="propose", model="m", error="e\x00")
+
+    stored = archive.get_candidate(candidate.id)
+    assert (stored.name, stored.thought, stored.reason) == ("a\ufffdb", "why\ufffd", "bad\ufffd")
+    assert stored.source == "def loss(\ufffd): ..."
+    assert stored.verdict == {"reason": "x\ufffdy", "nested": [{"z": "\ufffd"}]}
+    assert archive.get_campaign(campaign.id).spec == {"k\ufffd": ["v\ufffd"]}
+    [evaluation] = archive.list_evaluations(candidate_id=candidate.id)
+    assert (evaluation.metrics, evaluation.reason) == ({"note": "m\ufffd"}, "r\ufffd")
+    [event] = archive.list_events(campaign_id=campaign.id)
+    assert event.payload == {"reason": "p\ufffd"}
+    assert archive.list_llm_calls(campaign_id=campaign.id)[0].error == "e\ufffd"
