@@ -67,6 +67,7 @@ def build_context(
         island=island,
         stage_metric=f"{first}/{cascade.metric(first)}",
         dollars_left=dollars_left,
+        baselines={c.name: c.id for c in ledger.candidates.values() if c.origin == "baseline"},
     )
 
 

@@ -13,6 +13,7 @@ does), validate code (the sandbox does) or talk to any model.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -57,6 +58,9 @@ class ProposalContext:
     # LLM dollars the campaign may still spend; None when it has no dollar budget. A proposer that
     # pays per call refuses a call whose worst-case cost exceeds it (BudgetExhausted).
     dollars_left: float | None = None
+    # Archive ids of the campaign's baselines by name, so that a proposal built from a baseline's
+    # formula (an evolve seed) names it as its parent: lineage and diffs start there.
+    baselines: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

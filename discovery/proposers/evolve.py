@@ -131,7 +131,7 @@ class _Material:
 
     tree: Node
     label: str  # "#12" for an archive candidate, "seed lrml" for a seed
-    parent_id: int | None  # archive id; None for seeds
+    parent_id: int | None  # archive id (for a seed, its baseline's, if the campaign has it)
 
 
 @dataclass(frozen=True)
@@ -152,12 +152,14 @@ class EvolveProposer:
         self.config = config
         self.rng = rng
         self._seen: set[str] = set()  # canonical forms emitted, or rejected, by this instance
+        self._baselines: dict[str, int] = {}  # the campaign's baselines' ids, for seeds' lineage
 
     def propose(self, context: ProposalContext, n: int) -> list[Proposal]:
         """Up to `n` new proposals, fewer when `n * max_attempts` tries do not find enough."""
         proposals: list[Proposal] = []
         if n <= 0:
             return proposals
+        self._baselines = dict(context.baselines)
         pool = self._material(context)
         for item in pool:
             self._seen.add(canonical(item.tree))  # never propose a parent again
@@ -166,13 +168,16 @@ class EvolveProposer:
             for name in self.config.seeds:
                 if len(proposals) >= n:
                     break
-                seed = _Material(SEED_TREES[name], f"seed {name}", None)
+                seed = _Material(SEED_TREES[name], f"seed {name}", context.baselines.get(name))
                 child = _Child(Edit(seed.tree, ""), Operator.SEED, (seed,))
                 proposal = self._finish(child, failed)
                 if proposal is not None:
                     proposals.append(proposal)
         if not pool:  # no readable parent: vary the seeds (never re-proposing one as is)
-            pool = [_Material(SEED_TREES[s], f"seed {s}", None) for s in self.config.seeds]
+            pool = [
+                _Material(SEED_TREES[s], f"seed {s}", context.baselines.get(s))
+                for s in self.config.seeds
+            ]
             self._seen.update(canonical(item.tree) for item in pool)
         attempts = n * self.config.max_attempts
         while len(proposals) < n and attempts > 0:
@@ -199,7 +204,7 @@ class EvolveProposer:
 
     def _seed(self) -> _Material:
         name = self.config.seeds[int(self.rng.integers(len(self.config.seeds)))]
-        return _Material(SEED_TREES[name], f"seed {name}", None)
+        return _Material(SEED_TREES[name], f"seed {name}", self._baselines.get(name))
 
     def _primary(self, pool: list[_Material]) -> int:
         weights = 1.0 / np.arange(1, len(pool) + 1)  # rank-weighted: the pool is best first

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import replace
 
@@ -188,3 +189,13 @@ def test_config_is_validated(overrides: dict[str, object]) -> None:
 
 def test_config_from_a_spec_accepts_lists() -> None:
     assert EvolveConfig(seeds=["dpo", "lrml"]).seeds == ("dpo", "lrml")  # type: ignore[arg-type]
+
+
+def test_children_of_seeds_name_the_campaigns_baseline_as_parent() -> None:
+    ids = {name: 100 + i for i, name in enumerate(SEED_TREES)}
+    context = replace(COLD_CONTEXT, baselines=ids)
+    proposals = _proposer(seed=4, emit_seeds=False).propose(context, 12)
+    assert proposals
+    for p in proposals:
+        seeds = re.findall(r"seed (\w+)", p.thought)
+        assert seeds and set(p.parent_ids) == {ids[name] for name in seeds}, (p.thought, p)
