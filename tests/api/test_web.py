@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -48,6 +48,8 @@ class Site:
     campaign_id: int  # the finished campaign
     evil_campaign_id: int  # a campaign named in HTML, not started
     evil_candidate_id: int  # a rejected candidate of it whose name, thought and reason are HTML
+    env: dict[str, str]  # the server's environment (its archive)
+    root: Path
 
 
 def _free_port() -> int:
@@ -111,12 +113,26 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     )
     archive.engine.dispose()
 
+    with _served({**env, "LOSSFORGE_API_TOKEN": TOKEN}, root, "serve.log") as url:
+        yield Site(
+            url=url,
+            campaign_id=campaign.id,
+            evil_campaign_id=evil_campaign.id,
+            evil_candidate_id=evil.id,
+            env=env,
+            root=root,
+        )
+
+
+@contextmanager
+def _served(env: dict[str, str], root: Path, log_name: str) -> Iterator[str]:
+    """`lossforge serve` as its own process on a free loopback port; yields its URL."""
     port = _free_port()
-    log = root / "serve.log"
+    log = root / log_name
     with log.open("wb") as out:
         server = subprocess.Popen(
             [LOSSFORGE, "serve", "--port", str(port)],
-            env={**env, "LOSSFORGE_API_TOKEN": TOKEN},
+            env=env,
             cwd=root,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -124,12 +140,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, server, log)
-        yield Site(
-            url=url,
-            campaign_id=campaign.id,
-            evil_campaign_id=evil_campaign.id,
-            evil_candidate_id=evil.id,
-        )
+        yield url
     finally:
         server.terminate()
         try:
@@ -350,3 +361,28 @@ def test_names_written_by_the_llm_are_shown_as_text(tab: Tab, site: Site) -> Non
         expect(page.locator("h1")).to_contain_text(EVIL)
         expect(page.locator("#main script, #main img")).to_have_count(0)
         assert page.evaluate("window.__xss") is None
+
+
+def test_with_read_auth_the_page_sends_the_token_on_reads_and_the_event_stream(
+    browser: Browser, site: Site, tmp_path: Path
+) -> None:
+    env = {**site.env, "LOSSFORGE_API_TOKEN": TOKEN, "LOSSFORGE_API_READ_AUTH": "true"}
+    with _served(env, site.root, "serve-read-auth.log") as url:
+        context = browser.new_context(viewport={"width": 1360, "height": 900})
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        tab = Tab(page=page, site=replace(site, url=url), shots=tmp_path)
+        try:
+            with tab.showing("read-auth") as shown:
+                tab.open(f"#/campaigns/{site.campaign_id}")
+                expect(shown.locator("body")).to_contain_text("needs an API token")
+                tab.set_token(TOKEN)
+                shown.reload()
+                expect(shown.locator("#leaderboard tbody tr").nth(2)).to_be_visible()
+                # The stream needs the token too (EventSource cannot send it; the reader does).
+                expect(shown.locator(".event-log .event.finish")).to_have_count(1)
+                expect(shown.locator(".live-state")).to_have_text(re.compile("stream closed"))
+        finally:
+            context.close()
+        assert not errors, f"the page threw: {errors}"

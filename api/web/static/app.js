@@ -16,11 +16,6 @@
   const LOG_SIZE = 60; // events kept in the live log
   const PAGE_SIZE = 25; // leaderboard rows per page
   const FINAL = new Set(["CANCELLED", "FINISHED", "FAILED"]);
-  // Named SSE events must be subscribed by name; "promoted" is what the engine writes today.
-  const EVENT_KINDS = [
-    "created", "started", "proposal", "verdict", "evaluation", "promotion", "promoted",
-    "stage_done", "elite", "budget", "finish",
-  ];
   const REFRESH_ON = new Set(["evaluation", "stage_done", "finish"]);
   const KEY_METRICS = ["reward/normalized", "kl/ref", "rewards/accuracies", "rewards/margins"];
   const PLOT_CONFIG = { displaylogo: false, responsive: true };
@@ -421,18 +416,60 @@
     }
     function connect() {
       if (source || !ctx.alive) return;
-      source = new EventSource(`api/campaigns/${id}/events${lastEventId ? `?after=${lastEventId}` : ""}`);
-      for (const kind of EVENT_KINDS) source.addEventListener(kind, onEvent);
-      source.onmessage = onEvent;
-      source.onopen = () => { liveState.textContent = "live"; };
-      source.onerror = () => {
-        if (!source) return;
-        liveState.textContent = "reconnecting…";
-        if (source.readyState === EventSource.CLOSED) source = null; // the browser gave up
-        settle();
-      };
+      const stream = streamEvents(`api/campaigns/${id}/events${lastEventId ? `?after=${lastEventId}` : ""}`, {
+        onopen: () => { liveState.textContent = "live"; },
+        onmessage: onEvent,
+        onclose: () => {
+          if (source !== stream) return; // closed on purpose
+          source = null;
+          liveState.textContent = "reconnecting…";
+          settle(); // reconnects while the campaign runs
+        },
+      });
+      source = stream;
     }
     connect();
+  }
+
+  // Server-sent events read with fetch rather than EventSource, which cannot send the
+  // Authorization header a server with LOSSFORGE_API_READ_AUTH needs. Messages are separated by a
+  // blank line; `event:`, `data:` and `id:` fields as in the SSE format; comments (":") ignored.
+  // Returns { close() }; onclose runs when the server ends the stream or the connection fails.
+  function streamEvents(url, { onopen, onmessage, onclose }) {
+    const controller = new AbortController();
+    let closed = false;
+    const finish = () => { if (!closed) { closed = true; onclose(); } };
+    (async () => {
+      const headers = { Accept: "text/event-stream" };
+      if (token()) headers.Authorization = `Bearer ${token()}`;
+      const response = await fetch(url, { headers, signal: controller.signal });
+      if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
+      onopen();
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value.replace(/\r\n?/g, "\n");
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const message = { type: "message", data: [], lastEventId: "" };
+          for (const line of block.split("\n")) {
+            if (!line || line.startsWith(":")) continue;
+            const colon = line.indexOf(":");
+            const field = colon < 0 ? line : line.slice(0, colon);
+            const text = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+            if (field === "data") message.data.push(text);
+            else if (field === "event") message.type = text;
+            else if (field === "id") message.lastEventId = text;
+          }
+          if (message.data.length && !closed) onmessage({ ...message, data: message.data.join("\n") });
+        }
+      }
+    })().catch(() => {}).finally(finish);
+    return { close() { closed = true; controller.abort(); } };
   }
 
   // A one-line summary of an event's payload: its scalar fields as key=value.
