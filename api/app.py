@@ -32,7 +32,7 @@ from api.routers import campaigns, candidates, events, health, metrics, validate
 from api.settings import Settings
 from api.state import SharedSandbox
 from discovery import control
-from discovery.archive import Archive, CampaignStatus, open_archive
+from discovery.archive import Archive, open_archive
 from sandbox import SandboxConfig
 
 log = logging.getLogger(__name__)
@@ -60,17 +60,7 @@ def mark_engine_exit(archive: Archive, campaign_id: int, code: int, log_path: Pa
         f"the engine process {how} before the campaign stopped (its log: {log_path}); "
         "resume the campaign to continue where it stopped"
     )
-    if archive.transition_campaign(
-        campaign_id,
-        to=CampaignStatus.FAILED,
-        allowed_from=(CampaignStatus.PENDING, CampaignStatus.RUNNING),
-        reason=reason,
-    ):
-        archive.append_event(
-            campaign_id=campaign_id,
-            kind="finish",
-            payload={"status": str(CampaignStatus.FAILED), "reason": reason},
-        )
+    control.fail(archive, campaign_id, reason)
 
 
 def create_app(settings: Settings, *, launcher: LauncherFactory | None = None) -> FastAPI:

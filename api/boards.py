@@ -33,7 +33,6 @@ from evaluator.compare import stage_tasks
 @dataclass(frozen=True)
 class Board:
     stamp: tuple[int, str]
-    computed_at: float
     rows: list[LeaderboardRow]
     by_id: dict[int, tuple[int, LeaderboardRow]]  # candidate id -> (rank, row)
     encoded: list[bytes]  # each row as JSON with its rank, encoded once for every page served
@@ -100,7 +99,6 @@ class Boards:
         ranked = [dict(rank=rank, **row.as_dict()) for rank, row in enumerate(rows, 1)]
         return Board(
             stamp=stamp,
-            computed_at=self.clock(),
             rows=rows,
             by_id={row.id: (rank, row) for rank, row in enumerate(rows, 1)},
             encoded=[json.dumps(finite(r), allow_nan=False).encode() for r in ranked],

@@ -7,7 +7,7 @@ in a failed run's metrics) become null rather than an error.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from api import render, schemas
@@ -16,6 +16,8 @@ from discovery.archive import (
     Archive,
     CampaignRecord,
     CandidateRecord,
+    CandidateStatus,
+    CandidateSummary,
     EvaluationRecord,
     EvaluationStatus,
     NotFoundError,
@@ -28,41 +30,51 @@ _KL_METRIC = "kl/ref"
 _LINEAGE_DEPTH = 8
 
 
+def campaigns(archive: Archive, *, running: Callable[[int], bool]) -> list[schemas.Campaign]:
+    """Every campaign, newest first, with their candidate counts read in one query."""
+    counts = archive.count_candidates_by_campaign()
+    return [
+        schemas.Campaign(**_campaign_fields(r, running=running(r.id), counts=counts.get(r.id, {})))
+        for r in archive.list_campaigns()
+    ]
+
+
 def campaign(archive: Archive, record: CampaignRecord, *, running: bool) -> schemas.Campaign:
-    return schemas.Campaign(**_campaign_fields(archive, record, running=running))
+    counts = archive.count_candidates(campaign_id=record.id)
+    return schemas.Campaign(**_campaign_fields(record, running=running, counts=counts))
 
 
 def campaign_detail(
     archive: Archive, record: CampaignRecord, *, running: bool, board: Board
 ) -> schemas.CampaignDetail:
-    spec = parse_spec(record.spec)
-    best = next(
-        (
-            row
-            for row in board.rows
-            if row.origin != "baseline" and row.score is not None and row.stage is not None
-        ),
-        None,
-    )
     return schemas.CampaignDetail(
-        **_campaign_fields(archive, record, running=running),
+        **_campaign_fields(
+            record, running=running, counts=archive.count_candidates(campaign_id=record.id)
+        ),
         spec=record.spec,
-        stages=[s.name for s in spec.stages],
-        best=schemas.Best(
-            candidate_id=best.id,
-            name=best.name,
-            stage=best.stage,
-            score=best.score,
-            spread=best.spread,
-        )
-        if best is not None and best.stage is not None and best.score is not None
-        else None,
+        stages=[s.name for s in parse_spec(record.spec).stages],
+        best=_best(board),
     )
 
 
-def _campaign_fields(archive: Archive, record: CampaignRecord, *, running: bool) -> dict[str, Any]:
+def _best(board: Board) -> schemas.Best | None:
+    """The first proposed candidate of the leaderboard that has a score."""
+    for row in board.rows:
+        if row.origin != "baseline" and row.stage is not None and row.score is not None:
+            return schemas.Best(
+                candidate_id=row.id,
+                name=row.name,
+                stage=row.stage,
+                score=row.score,
+                spread=row.spread,
+            )
+    return None
+
+
+def _campaign_fields(
+    record: CampaignRecord, *, running: bool, counts: Mapping[CandidateStatus, int]
+) -> dict[str, Any]:
     spec_budget = record.spec.get("budget", {}) if isinstance(record.spec, dict) else {}
-    counts = {str(k): v for k, v in archive.count_candidates(campaign_id=record.id).items()}
     return {
         "id": record.id,
         "name": record.name,
@@ -76,7 +88,7 @@ def _campaign_fields(archive: Archive, record: CampaignRecord, *, running: bool)
             used=finite({k: float(v) for k, v in (record.budget_used or {}).items()}),
             limits={k: float(v) for k, v in spec_budget.items() if v is not None},
         ),
-        "counts": counts,
+        "counts": {str(k): v for k, v in counts.items()},
         "running": running,
     }
 
@@ -195,7 +207,7 @@ def series(archive: Archive, record: CampaignRecord, stage: str | None) -> schem
     if chosen not in names:
         raise NotFoundError(f"campaign {record.id} has no stage {chosen!r}; its stages: {names}")
     held = held_out_tasks(record.spec).get(chosen, set())
-    candidates = {c.id: c for c in archive.list_candidates(campaign_id=record.id)}
+    candidates = {c.id: c for c in archive.candidate_summaries(campaign_id=record.id)}
     evaluations = [
         e
         for e in archive.list_evaluations(campaign_id=record.id, status=EvaluationStatus.DONE)
@@ -218,7 +230,7 @@ def _reward_metric(evaluations: Iterable[EvaluationRecord]) -> str:
 
 def _best_over_time(
     record: CampaignRecord,
-    candidates: dict[int, CandidateRecord],
+    candidates: dict[int, CandidateSummary],
     evaluations: Sequence[EvaluationRecord],
 ) -> list[schemas.BestPoint]:
     """A point each time a proposed candidate's mean score so far beats the best before it.
@@ -254,7 +266,7 @@ def _best_over_time(
 
 
 def _reward_kl(
-    candidates: dict[int, CandidateRecord],
+    candidates: dict[int, CandidateSummary],
     evaluations: Sequence[EvaluationRecord],
     reward_metric: str,
 ) -> list[schemas.RewardKLPoint]:

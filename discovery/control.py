@@ -47,12 +47,29 @@ def cancel(archive: Archive, campaign_id: int, *, by: str, engine_running: bool)
     if record is None:
         return _refuse(archive, campaign_id, "cancelled", _CANCELLABLE)
     if not engine_running and before is not CampaignStatus.RUNNING:
-        archive.append_event(
-            campaign_id=campaign_id,
-            kind="finish",
-            payload={"status": str(CampaignStatus.CANCELLED), "reason": reason},
-        )
+        _finished(archive, campaign_id, CampaignStatus.CANCELLED, reason)
     return record
+
+
+def fail(archive: Archive, campaign_id: int, reason: str, *also_from: CampaignStatus) -> None:
+    """FAILED with the reason (and a `finish` event) when no engine is left to record a stop: its
+    process died, or it failed to start. A campaign that already stopped otherwise (PENDING and
+    RUNNING can fail; `also_from` adds statuses) is left as it is."""
+    reason = reason[:2000]
+    if archive.transition_campaign(
+        campaign_id,
+        to=CampaignStatus.FAILED,
+        allowed_from=(CampaignStatus.PENDING, CampaignStatus.RUNNING, *also_from),
+        reason=reason,
+    ):
+        _finished(archive, campaign_id, CampaignStatus.FAILED, reason)
+
+
+def _finished(archive: Archive, campaign_id: int, status: CampaignStatus, reason: str) -> None:
+    # The event an engine writes when it stops; followers of the stream end on it.
+    archive.append_event(
+        campaign_id=campaign_id, kind="finish", payload={"status": str(status), "reason": reason}
+    )
 
 
 def resume(archive: Archive, campaign_id: int) -> CampaignRecord:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from discovery import control
 from discovery.archive import Archive, CampaignStatus, open_archive
 from discovery.engine import RESTARTABLE, Engine
 from discovery.progress import Progress
@@ -133,7 +134,7 @@ def run_campaign(
             dollar_budget=spec.budget.llm_dollars is not None,
         )
     except Exception as exc:
-        _mark_failed(archive, campaign_id, f"not started: {exc}", CampaignStatus.PAUSED)
+        control.fail(archive, campaign_id, f"not started: {exc}", CampaignStatus.PAUSED)
         archive.engine.dispose()
         raise
     except BaseException:
@@ -170,7 +171,7 @@ def run_campaign(
     except Exception as exc:
         # Queued work stays PENDING (the engine leaves it so); FAILED says why, and a resume
         # (CLI --resume, or the API's resume) picks the campaign up again.
-        _mark_failed(
+        control.fail(
             archive, campaign_id, f"the engine stopped on an error: {type(exc).__name__}: {exc}"
         )
         raise
@@ -178,25 +179,6 @@ def run_campaign(
         sandbox.close()
         dispatcher.close()
         archive.engine.dispose()
-
-
-def _mark_failed(
-    archive: Archive, campaign_id: int, reason: str, *also_from: CampaignStatus
-) -> None:
-    """FAILED with the reason, unless the campaign already stopped for another reason."""
-    changed = archive.transition_campaign(
-        campaign_id,
-        to=CampaignStatus.FAILED,
-        allowed_from=(CampaignStatus.PENDING, CampaignStatus.RUNNING, *also_from),
-        reason=reason[:2000],
-    )
-    if changed is None:
-        return
-    archive.append_event(
-        campaign_id=campaign_id,
-        kind="finish",
-        payload={"status": str(CampaignStatus.FAILED), "reason": reason[:2000]},
-    )
 
 
 def call_recorder(archive: Archive, campaign_id: int) -> Recorder:

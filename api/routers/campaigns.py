@@ -22,7 +22,7 @@ from api import schemas, views
 from api.auth import require_read, require_write
 from api.state import boards_of, launcher_of
 from discovery import control
-from discovery.archive import Archive, NotFoundError
+from discovery.archive import Archive, CampaignStatus, NotFoundError
 from discovery.runner import create_campaign
 from discovery.spec import CampaignSpec
 
@@ -119,14 +119,15 @@ def _body_error(message: str, kind: str) -> RequestValidationError:
 )
 async def start_campaign(request: Request) -> schemas.CampaignStarted:
     """Store the spec as a new campaign and start its engine in its own process."""
-    spec = await _read_spec(request)
+    spec = await _read_spec(request)  # async: the body is read here, then parsed by hand
     archive = _archive(request)
-    campaign_id = create_campaign(archive, spec)
-    launcher_of(request).start(campaign_id)
+    # The database write and the process start block: off the event loop.
+    campaign_id = await run_in_threadpool(create_campaign, archive, spec)
+    await run_in_threadpool(launcher_of(request).start, campaign_id)
     base = f"/api/campaigns/{campaign_id}"
     return schemas.CampaignStarted(
         id=campaign_id,
-        status=str(archive.get_campaign(campaign_id).status),
+        status=str(CampaignStatus.PENDING),  # as stored; the engine moves it on
         links=schemas.CampaignLinks(
             self=base, events=f"{base}/events", leaderboard=f"{base}/leaderboard"
         ),
@@ -140,11 +141,7 @@ async def start_campaign(request: Request) -> schemas.CampaignStarted:
     summary="List campaigns, newest first",
 )
 def list_campaigns(request: Request) -> list[schemas.Campaign]:
-    archive, launcher = _archive(request), launcher_of(request)
-    return [
-        views.campaign(archive, record, running=launcher.running(record.id))
-        for record in archive.list_campaigns()
-    ]
+    return views.campaigns(_archive(request), running=launcher_of(request).running)
 
 
 @router.get(

@@ -4,7 +4,6 @@ as a standalone Python module."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
-from fastapi.concurrency import run_in_threadpool
 
 from api import curves, schemas, views
 from api.auth import require_read
@@ -46,7 +45,7 @@ def read_candidate(request: Request, candidate_id: schemas.CandidateId) -> schem
     responses={**_NOT_FOUND, **_CONFLICT},
     summary="The loss and its gradient vs the margin beta*delta, next to DPO's",
 )
-async def loss_curve(request: Request, candidate_id: schemas.CandidateId) -> schemas.LossCurve:
+def loss_curve(request: Request, candidate_id: schemas.CandidateId) -> schemas.LossCurve:
     record = _get(request, candidate_id)
     graph = (record.graph or {}).get("json")
     if not isinstance(graph, str):
@@ -55,7 +54,7 @@ async def loss_curve(request: Request, candidate_id: schemas.CandidateId) -> sch
             detail=f"candidate {candidate_id} is {record.status}: it has no validated loss graph",
         )
     try:
-        loss, grad = await run_in_threadpool(curves.curve, graph)
+        loss, grad = curves.curve(graph)
     except GraphRejectedError as exc:
         raise HTTPException(
             status.HTTP_409_CONFLICT, detail=f"its graph is refused: {exc}"

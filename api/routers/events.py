@@ -23,6 +23,7 @@ from fastapi.responses import StreamingResponse
 
 from api import schemas
 from api.auth import require_read
+from api.boards import finite
 from discovery.archive import Archive, CampaignStatus, EventRecord, NotFoundError
 
 router = APIRouter(prefix="/api/campaigns", tags=["campaigns"])
@@ -66,8 +67,8 @@ def _message(event: EventRecord) -> str:
         "payload": event.payload,
         "created_at": event.created_at.isoformat() if event.created_at else None,
     }
-    # allow_nan=False would raise on a NaN in a payload; NaN is not JSON, so it becomes null.
-    text = json.dumps(data, default=str).replace("NaN", "null").replace("Infinity", "null")
+    # NaN is not JSON: a non-finite number in a payload becomes null.
+    text = json.dumps(finite(data), default=str, allow_nan=False)
     return f"id: {event.id}\nevent: {event.kind}\ndata: {text}\n\n"
 
 

@@ -311,6 +311,17 @@ class Archive:
         with self._read() as session:
             return {CandidateStatus(status): n for status, n in session.execute(query)}
 
+    def count_candidates_by_campaign(self) -> dict[int, dict[CandidateStatus, int]]:
+        """`count_candidates` of every campaign, in one query (for a list of campaigns)."""
+        query = select(Candidate.campaign_id, Candidate.status, func.count()).group_by(
+            Candidate.campaign_id, Candidate.status
+        )
+        counts: dict[int, dict[CandidateStatus, int]] = {}
+        with self._read() as session:
+            for campaign_id, status, n in session.execute(query):
+                counts.setdefault(campaign_id, {})[CandidateStatus(status)] = n
+        return counts
+
     # -- evaluations -------------------------------------------------------------------------
 
     def add_evaluation(

@@ -93,6 +93,7 @@ def test_candidate_verdict_and_fingerprint_lookup(archive: Archive) -> None:
 
     counts = archive.count_candidates(campaign_id=campaign.id)
     assert counts == {CandidateStatus.ACCEPTED: 1, CandidateStatus.DUPLICATE: 1}
+    assert archive.count_candidates_by_campaign() == {campaign.id: counts}  # `other` has none
     listed = archive.list_candidates(campaign_id=campaign.id, status=CandidateStatus.DUPLICATE)
     assert [c.id for c in listed] == [child.id]
 
