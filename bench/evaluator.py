@@ -20,8 +20,10 @@ trl: the lean loop and TRL's DPOTrainer train the same tiny model (the sorting r
 on the same batch of pairs (evaluator/tinylm/trl_compare.py), --trl-steps steps, alternated
 --repeats times: steps per second steady (between the first and last step) and end to end (TRL's
 trainer construction, which tokenizes the dataset, included; the lean loop's one reference
-forward included). TRL runs twice: aligned with the lean loop (fp32, no activation
-checkpointing) and at DPOConfig's own CPU defaults (bf16 autocast, activation checkpointing).
+forward included). A profiled lean run gives the time of its matrix products per step, and with
+it the largest steady ratio over TRL any lean loop doing the same fp32 arithmetic could reach.
+TRL runs twice: aligned with the lean loop (fp32, no activation checkpointing) and at
+DPOConfig's own CPU defaults (bf16 autocast, activation checkpointing).
 
 Prints a table and, last, one JSON line (also written to --out).
 """
@@ -49,6 +51,7 @@ from collections.abc import Callable  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from bench.kernels import kernel_seconds  # noqa: E402
 from evaluator.bandit import FAMILIES, BanditConfig, run_bandit, run_bandit_population  # noqa: E402
 from evaluator.baselines import BASELINES  # noqa: E402
 from evaluator.jobs import load_loss  # noqa: E402
@@ -215,6 +218,14 @@ def bench_trl(dpo: Loss, repeats: int, steps: int, cache_dir: Path) -> dict[str,
         numbers[f"trl/trl_defaults_{kind}_steps_per_s"] = rate["trl_defaults"]
         numbers[f"trl/lean_over_trl_{kind}"] = rate["lean"] / rate["trl"]
         numbers[f"trl/lean_over_trl_defaults_{kind}"] = rate["lean"] / rate["trl_defaults"]
+    # A lean step cannot take less than its matrix products do: that bounds the steady ratio.
+    kernels = kernel_seconds(lambda: lean_rates(ref, pairs, dpo, settings))
+    lean_matmul_ms = 1e3 * kernels["matmul_s"] / steps
+    numbers["trl/lean_matmul_ms_per_step"] = lean_matmul_ms
+    numbers["trl/lean_step_ms"] = 1e3 / numbers["trl/lean_steady_steps_per_s"]
+    numbers["trl/lean_over_trl_bound_matmul_only"] = (
+        1e3 / numbers["trl/trl_steady_steps_per_s"] / lean_matmul_ms
+    )
     return numbers
 
 

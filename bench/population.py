@@ -18,6 +18,11 @@ pages back to the OS; CUDA: torch's peak allocation), the mean GPU
 utilization during each timed loop (CUDA only: NVML through nvidia-ml-py, else nvidia-smi), and
 the largest relative difference between a candidate's per-step losses in the two runs (smooth
 losses only: hinge and robust are kinked, see tests/evaluator/tinylm/test_population.py).
+On CPU, for the K = 16 row (or the largest K below it), a profiled run of each side says where a
+candidate-step's time goes: matrix products (their FLOPs and achieved GFLOPS, next to this
+core's rate on a 1024^3 fp32 product at the same thread count), attention kernels, and the rest
+(norms, activations, the optimizer, Python). From it, the largest ratio the population could
+reach if everything but its matrix products cost nothing, and if those ran at the 1024^3 rate.
 With --trl (CPU; needs trl), TRL's DPOTrainer (fp32, aligned with the lean loop) runs DPO on the
 same batch in the same alternation, for one candidate.
 
@@ -58,6 +63,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from bench.kernels import kernel_seconds, sgemm_gflops  # noqa: E402
 from evaluator.losses import Loss  # noqa: E402
 from evaluator.results import RunStatus  # noqa: E402
 from evaluator.tinylm.pairs import PairSet, build_pairs  # noqa: E402
@@ -295,6 +301,65 @@ def max_rel_difference(
     return worst
 
 
+def breakdown(
+    row: dict, model: torch.nn.Module, pairs: PairSet, ref: RefLogps, settings: dict
+) -> dict:
+    """Milliseconds per candidate-step of each side (unprofiled, from `row`'s rates), split into
+    matrix products, attention and the rest by a profiled run; and the ratio's upper bounds."""
+    k, steps = row["k"], settings["max_steps"]
+    losses = [CANDIDATES[i % len(CANDIDATES)] for i in range(k)]
+    sides = {
+        "sequential": (
+            kernel_seconds(lambda: run_sequential(model, pairs, ref, losses[:2], settings)),
+            2 * steps,
+            row["sequential_cand_steps_per_s"],
+        ),
+        "population": (
+            kernel_seconds(lambda: run_population(model, pairs, ref, losses, settings)),
+            k * steps,
+            row["population_cand_steps_per_s"],
+        ),
+    }
+    out: dict = {"k": k, "sgemm_gflops": sgemm_gflops()}
+    for side, (kernels, cand_steps, rate) in sides.items():
+        ms = 1e3 / rate
+        matmul_ms = 1e3 * kernels["matmul_s"] / cand_steps
+        attention_ms = 1e3 * kernels["attention_s"] / cand_steps
+        out[side] = {
+            "ms": ms,
+            "matmul_ms": matmul_ms,
+            "matmul_gflop": kernels["matmul_flops"] / cand_steps / 1e9,
+            "matmul_gflops": kernels["matmul_flops"] / max(kernels["matmul_s"], 1e-9) / 1e9,
+            "attention_ms": attention_ms,
+            "rest_ms": ms - matmul_ms - attention_ms,
+        }
+    seq, pop = out["sequential"], out["population"]
+    out["ratio_bound_matmul_only"] = seq["ms"] / pop["matmul_ms"]
+    out["ratio_bound_matmul_at_sgemm_rate"] = seq["ms"] / (
+        1e3 * pop["matmul_gflop"] / out["sgemm_gflops"]
+    )
+    return out
+
+
+def _print_breakdown(b: dict) -> None:
+    print(
+        f"where a candidate-step's time goes at K={b['k']} (this core: {b['sgemm_gflops']:.0f} "
+        "GFLOPS on a 1024^3 fp32 product):"
+    )
+    for side in ("sequential", "population"):
+        s = b[side]
+        print(
+            f"  {side:<10} {s['ms']:6.2f} ms = matrix products {s['matmul_ms']:5.2f} "
+            f"({s['matmul_gflop']:.3f} GFLOP at {s['matmul_gflops']:.0f} GFLOPS) + attention "
+            f"{s['attention_ms']:5.2f} + rest {s['rest_ms']:5.2f}"
+        )
+    print(
+        f"  ratio bound: {b['ratio_bound_matmul_only']:.2f}x if the population spent only its "
+        f"matrix products' time, {b['ratio_bound_matmul_at_sgemm_rate']:.2f}x if they also ran "
+        "at the 1024^3 rate"
+    )
+
+
 def trl_rate(ref: Reference, pairs: PairSet, steps: int) -> float:
     """Steady steps per second of TRL's DPOTrainer (aligned with the lean loop) on `pairs`."""
     from transformers import PrinterCallback  # noqa: PLC0415
@@ -406,7 +471,12 @@ def main() -> None:
         rows.append(row)
         trl_rates.extend(trl)
         _print_row(row)
-    _report(args, device, ref, rows, trl_rates)
+    split = None
+    small = [row for row in rows if row["k"] <= 16]
+    if device.type == "cpu" and small:
+        split = breakdown(max(small, key=lambda r: r["k"]), model, pairs, ref_logps, settings)
+        _print_breakdown(split)
+    _report(args, device, ref, rows, trl_rates, split)
 
 
 def _setup(
@@ -464,6 +534,7 @@ def _report(
     ref: Reference,
     rows: list[dict],
     trl_rates: list[float],
+    split: dict | None,
 ) -> None:
     """Print the summary and the JSON line; write it to --out."""
     cpu_name = platform.processor() or platform.machine()
@@ -480,10 +551,18 @@ def _report(
         "reference_from_cache": ref.from_cache,
         "results": rows,
     }
+    if split:
+        numbers["breakdown"] = split
     if trl_rates:
         trl = statistics.median(trl_rates)
         numbers["trl_steps_per_s"] = trl
         numbers["lean_vs_trl"] = rows[0]["sequential_cand_steps_per_s"] / trl
+        if split:  # the lean loop cannot step faster than its own matrix products take
+            numbers["lean_vs_trl_bound_matmul_only"] = 1e3 / trl / split["sequential"]["matmul_ms"]
+            print(
+                f"lean loop vs TRL bound: {numbers['lean_vs_trl_bound_matmul_only']:.1f}x if a "
+                "lean step spent only its matrix products' time"
+            )
         print(
             f"TRL DPOTrainer: {trl:.1f} steps/s; lean loop {numbers['lean_vs_trl']:.1f}x TRL; "
             + ", ".join(

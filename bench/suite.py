@@ -137,6 +137,28 @@ def table(results: dict) -> str:
                 f"{_f(row['population_peak_mem_mb'], 0)} MB vs "
                 f"{_f(row['sequential_peak_mem_mb'], 0)} MB) |"
             )
+    for name, data in (("1 thread", pop), ("2 threads", pop2)):
+        split = data.get("breakdown")
+        if not split:
+            continue
+        parts = []
+        for side in ("sequential", "population"):
+            s = split[side]
+            parts.append(
+                f"{side} {_f(s['ms'], 2)} = {_f(s['matmul_ms'], 2)} ({_f(s['matmul_gflops'], 0)} "
+                f"GFLOPS) + {_f(s['attention_ms'], 2)} + {_f(s['rest_ms'], 2)}"
+            )
+        lines.append(
+            f"| tinylm training, {name} | ms per candidate-step at K={split['k']}: total = matrix "
+            f"products (their rate; 1024^3 fp32: {_f(split['sgemm_gflops'], 0)} GFLOPS) + "
+            f"attention + rest | {'; '.join(parts)}; population ratio bound "
+            f"{_f(split['ratio_bound_matmul_only'], 2)}x |"
+        )
+    if "lean_vs_trl_bound_matmul_only" in pop:
+        lines.append(
+            "| tinylm training, 1 thread | lean over TRL if a lean step cost only its matrix "
+            f"products | {_f(pop['lean_vs_trl_bound_matmul_only'], 1)}x |"
+        )
     lines += [
         f"| campaign (quickstart, {camp.get('budget_candidates', '-')} candidates, "
         f"{camp.get('workers', 2)} workers) | candidates per hour | "

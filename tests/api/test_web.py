@@ -11,6 +11,7 @@ page). LOSSFORGE_WEB_SCREENSHOT=path also saves the campaign view there (how doc
 
 from __future__ import annotations
 
+import gzip
 import os
 import re
 import shutil
@@ -229,6 +230,27 @@ def test_static_files_come_from_the_installed_packages(site: Site) -> None:
         assert missing.value.code == 404, name
     for path in STATIC.iterdir():
         assert not re.search(r"(https?:)?//[a-z]", path.read_text(encoding="utf-8")), path
+
+
+def test_responses_are_gzipped_for_clients_that_accept_it_but_events_are_not(site: Site) -> None:
+    plotly_js = Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
+    accept = {"Accept-Encoding": "gzip"}
+    request = urllib.request.Request(f"{site.url}/static/plotly.min.js", headers=accept)
+    with urllib.request.urlopen(request) as response:
+        assert response.headers["Content-Encoding"] == "gzip"
+        body = response.read()
+    assert gzip.decompress(body) == plotly_js.read_bytes()
+    assert len(body) < plotly_js.stat().st_size / 3
+    board = f"{site.url}/api/campaigns/{site.campaign_id}/leaderboard?limit=500"
+    with urllib.request.urlopen(urllib.request.Request(board, headers=accept)) as response:
+        assert response.headers["Content-Encoding"] == "gzip"
+        assert b'"rows"' in gzip.decompress(response.read())
+    # The finished campaign's stream replays its events and ends; never buffered by a compressor.
+    stream = f"{site.url}/api/campaigns/{site.campaign_id}/events"
+    with urllib.request.urlopen(urllib.request.Request(stream, headers=accept)) as response:
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        assert response.headers.get("Content-Encoding") is None
+        assert b"event: finish" in response.read()
 
 
 def test_the_campaigns_page_lists_campaigns_and_prefills_the_form(tab: Tab) -> None:
