@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -57,12 +58,20 @@ def stage_extras(config: RunnerConfig) -> dict[str, dict[str, object]]:
     return extra
 
 
+def stage_timeout(
+    stage: str, config: dict[str, Any], default: float = DispatchConfig.timeout_s
+) -> float:
+    """Seconds a job of this stage may run before the dispatcher kills it: the default, or longer
+    for an hf stage whose runs may take up to `max_seconds` (a run stops itself then; the margin
+    covers what it does after its last step)."""
+    if stage != "hf":
+        return default
+    return max(default, parse_hf_config(config).max_seconds + 600.0)
+
+
 def dispatch_timeout(spec: CampaignSpec, default: float = DispatchConfig.timeout_s) -> float:
-    """Seconds a job may run before the dispatcher kills it: the default, or longer for an hf
-    stage whose runs may take up to `max_seconds` (a run stops itself then; the margin covers
-    what it does after its last step)."""
-    hf = [parse_hf_config(s.config).max_seconds for s in spec.stages if s.name == "hf"]
-    return max([default, *(seconds + 600.0 for seconds in hf)])
+    """The longest `stage_timeout` of the spec's stages: one dispatcher serves them all."""
+    return max(stage_timeout(s.name, s.config, default) for s in spec.stages)
 
 
 def create_campaign(archive: Archive, spec: CampaignSpec) -> int:

@@ -18,8 +18,8 @@ from pydantic_core import PydanticCustomError
 from discovery.proposers.config import HFLocalConfig, LLMConfig, refuse_api_key
 from evaluator.baselines import BASELINES
 from evaluator.compare import stage_tasks
-from evaluator.hf.config import parse_hf_config
 from evaluator.hf.errors import HFConfigError
+from evaluator.jobs import check_stage_config
 
 
 class SpecError(ValueError):
@@ -90,13 +90,16 @@ class StageSpec(_Strict):
 
     @model_validator(mode="after")
     def _known_tasks(self) -> StageSpec:
-        if self.name == "hf":  # checked now, so a bad field fails the spec, not every job
-            try:
-                parse_hf_config(self.config)
-            except HFConfigError as exc:
-                raise PydanticCustomError(
-                    "stage_config", "{message}", {"message": exc.message, "field": exc.field}
-                ) from None
+        try:  # checked now, so a bad field fails the spec, not every job
+            check_stage_config(self.name, self.config)
+        except HFConfigError as exc:
+            raise PydanticCustomError(
+                "stage_config", "{message}", {"message": exc.message, "field": exc.field}
+            ) from None
+        except ValueError as exc:
+            raise PydanticCustomError(
+                "stage_config", "{message}", {"message": f"config: {exc}"}
+            ) from None
         known = stage_tasks(self.name, self.config)
         unknown = [t for t in self.tasks or [] if t not in known]
         if unknown:

@@ -23,6 +23,7 @@ import json
 import logging
 import time
 import traceback
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -249,13 +250,75 @@ def job_resources(
     return config.num_cpus, gpus
 
 
-def _build(cls: type, values: dict[str, Any]) -> Any:
+def check_stage_config(stage: StageName, config: dict[str, Any]) -> None:
+    """Raise ValueError saying what a job would find wrong with this stage config (unknown or
+    mistyped fields, values the stage refuses), before any job is sent."""
+    if stage == "hf":
+        parse_hf_config(config)  # HFConfigError is a ValueError naming the field
+        return
+    cls = {"bandit": BanditConfig, "tinylm": TinyLMConfig}.get(stage)
+    if cls is None:
+        raise ValueError(f"unknown stage {stage!r}; choose bandit, tinylm or hf")
+    values = dict(config)
+    if cls is TinyLMConfig:
+        values.setdefault("cache_dir", ".")  # a worker setting, not a spec field
+    _build(cls, values)
+
+
+# Field types a JSON-like config can get wrong: what each accepts (a bool is not a number), and
+# how an error names it.
+_SCALARS: dict[object, tuple[tuple[type, ...], str]] = {
+    int: ((int,), "an integer"),
+    float: ((int, float), "a number"),
+    bool: ((bool,), "true or false"),
+    str: ((str,), "a string"),
+    int | None: ((int, type(None)), "an integer or null"),
+    float | None: ((int, float, type(None)), "a number or null"),
+}
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _build(cls: type, values: dict[str, Any], where: str = "") -> Any:
+    """`cls(**values)` from JSON-like data: lists back to tuples, path strings back to Paths,
+    dicts into nested config dataclasses (a tinylm `model` or `sft`); a ValueError naming the
+    field for an unknown field or a value of the wrong type."""
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = set(values) - known
     if unknown:
-        raise ValueError(f"unknown {cls.__name__} fields {sorted(unknown)}; known: {sorted(known)}")
-    # Job configs travel as JSON-like data: lists back to tuples, path strings back to Paths.
-    converted = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    if "cache_dir" in converted:
-        converted["cache_dir"] = Path(converted["cache_dir"])
-    return cls(**converted)
+        raise ValueError(
+            f"unknown {cls.__name__} fields {sorted(where + u for u in unknown)}; "
+            f"known: {sorted(known)}"
+        )
+    hints = typing.get_type_hints(cls)
+    converted: dict[str, Any] = {}
+    for name, given in values.items():
+        hint, value = hints[name], given
+        if dataclasses.is_dataclass(hint) and not isinstance(given, hint):  # type: ignore[arg-type]
+            if not isinstance(given, dict):
+                raise ValueError(f"{where}{name} must be a mapping of {hint.__name__} fields")
+            value = _build(hint, given, f"{where}{name}.")  # type: ignore[arg-type]
+        elif typing.get_origin(hint) is tuple:
+            numbers = typing.get_args(hint)[:1] == (float,)
+            if not isinstance(given, list | tuple) or (
+                numbers and not all(_is_number(x) for x in given)
+            ):
+                raise ValueError(f"{where}{name} must be a list of numbers, got {given!r}")
+            value = tuple(given)
+        elif isinstance(given, list):
+            value = tuple(given)
+        elif hint is Path and isinstance(given, str):
+            value = Path(given)
+        if hint in _SCALARS:
+            accepted, label = _SCALARS[hint]
+            if not isinstance(value, accepted) or (
+                isinstance(value, bool) and bool not in accepted
+            ):
+                raise ValueError(f"{where}{name} must be {label}, got {value!r}")
+        converted[name] = value
+    try:
+        return cls(**converted)
+    except TypeError as exc:  # a nested field given as something other than a mapping
+        raise ValueError(f"{where.rstrip('.') or cls.__name__}: {exc}") from None

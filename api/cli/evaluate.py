@@ -1,11 +1,14 @@
-"""`lossforge evaluate FILE --stage S`: a loss against DPO under identical conditions.
+"""`lossforge evaluate FILE --stage S [--config FILE]`: a loss against DPO under identical
+conditions.
 
 The loss in FILE and the DPO baseline both go through the sandbox; their rebuilt graphs are
 trained on every task of the stage (or `--task`) with seeds 0..N-1 as Ray tasks (a local Ray
-instance, or the cluster at LOSSFORGE_RAY_ADDRESS). Prints, per task, the stage's metric for both
+instance, or the cluster at LOSSFORGE_RAY_ADDRESS). `--config` gives the stage's config as YAML or
+JSON, the same mapping as a campaign spec stage's `config`; the hf stage needs one (its model,
+data and beta grid, whose points are its tasks). Prints, per task, the stage's metric for both
 and the score vs DPO (mean and spread over seeds); `--json` prints the same as one document.
-Exit status: 0 when every run finished, 1 when the loss was rejected, 2 on bad usage, 3 when some
-run failed (its status and reason are printed).
+Exit status: 0 when every run finished, 1 when the loss was rejected, 2 on bad usage (a bad config
+names its field), 3 when some run failed (its status and reason are printed).
 """
 
 from __future__ import annotations
@@ -15,22 +18,40 @@ from pathlib import Path
 from typing import Any
 
 import click
+import yaml
 from rich.console import Console
 from rich.table import Table
 
 from api.cli.candidates import read_candidate
+from api.cli.run import runner_config
 from api.settings import Settings
+from discovery.runner import stage_extras, stage_timeout
 from evaluator.baselines import BASELINES
-from evaluator.compare import SCORE_METRICS, TaskComparison, plan, stage_tasks, summarize
+from evaluator.compare import TaskComparison, plan, score_metric, stage_tasks, summarize
 from evaluator.dispatch import DispatchConfig, RayDispatcher
+from evaluator.jobs import check_stage_config
 from evaluator.results import RunStatus
 from sandbox import Candidate, Sandbox, SandboxConfig, SandboxUnavailableError
 
 
-def _stage_config(stage: str, settings: Settings) -> dict[str, Any]:
-    if stage == "tinylm":
-        return {"cache_dir": str(settings.cache_dir / "tinylm")}
-    return {}
+def _read_config(path: Path | None) -> dict[str, Any]:
+    """The stage config in a YAML or JSON file (JSON is YAML); {} without one."""
+    if path is None:
+        return {}
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise click.BadParameter(
+            f"{path} is not YAML or JSON: {exc}", param_hint="--config"
+        ) from None
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise click.BadParameter(
+            f"{path} must hold a mapping of stage config fields, not a {type(config).__name__}",
+            param_hint="--config",
+        )
+    return config
 
 
 def _fmt(value: float | None, spread: float | None = None) -> str:
@@ -39,8 +60,7 @@ def _fmt(value: float | None, spread: float | None = None) -> str:
     return f"{value:+.4f} ± {spread:.4f}" if spread is not None else f"{value:.4f}"
 
 
-def _report(comparisons: list[TaskComparison], stage: str) -> dict[str, Any]:
-    metric = SCORE_METRICS[stage]
+def _report(comparisons: list[TaskComparison], stage: str, metric: str) -> dict[str, Any]:
     tasks = {}
     for c in comparisons:
         tasks[c.task] = {
@@ -63,16 +83,35 @@ def _run(result: Any) -> dict[str, Any]:
 
 @click.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--stage", type=click.Choice(["bandit", "tinylm"]), required=True)
+@click.option("--stage", type=click.Choice(["bandit", "tinylm", "hf"]), required=True)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The stage's config, YAML or JSON (a spec stage's `config`); hf needs one.",
+)
 @click.option("--task", "tasks", multiple=True, help="Only this task (repeatable).")
 @click.option("--seeds", type=click.IntRange(1, 64), default=3, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.pass_obj
 def evaluate(
-    settings: Settings, file: Path, stage: str, tasks: tuple[str, ...], seeds: int, as_json: bool
+    settings: Settings,
+    file: Path,
+    stage: str,
+    config_file: Path | None,
+    tasks: tuple[str, ...],
+    seeds: int,
+    as_json: bool,
 ) -> None:
     """Evaluate the loss in FILE (.py or .json candidate) against DPO at a stage."""
-    known = stage_tasks(stage)  # type: ignore[arg-type]
+    config = _read_config(config_file)
+    if stage == "hf" and config_file is None:
+        raise click.UsageError("--stage hf needs --config FILE: its model, dataset and betas")
+    try:
+        check_stage_config(stage, config)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--config") from None
+    known = stage_tasks(stage, config)  # type: ignore[arg-type]
     unknown = [t for t in tasks if t not in known]
     if unknown:
         raise click.BadParameter(f"unknown {stage} tasks {unknown}; known: {sorted(known)}")
@@ -92,16 +131,18 @@ def evaluate(
         seeds=range(seeds),
         candidate=(verdict.candidate_name, verdict.graph_json or ""),
         baseline=("dpo", dpo.graph_json or ""),
-        config=_stage_config(stage, settings),
+        # The worker settings a campaign's jobs get: the tinylm cache, the hf judge's key.
+        config={**config, **stage_extras(runner_config(settings)).get(stage, {})},
     )
-    dispatcher = RayDispatcher(DispatchConfig(address=settings.ray_address))
+    timeout = stage_timeout(stage, config)
+    dispatcher = RayDispatcher(DispatchConfig(address=settings.ray_address, timeout_s=timeout))
     dispatcher.start()
     try:
         results = dispatcher.run_all(jobs)
     finally:
         dispatcher.close()
     comparisons = summarize(stage, jobs, results)  # type: ignore[arg-type]
-    report = _report(comparisons, stage)
+    report = _report(comparisons, stage, score_metric(stage, config))
     failed = any(r.status is not RunStatus.DONE for r in results)
 
     if as_json:

@@ -22,7 +22,8 @@ from discovery.spec import SpecError, load_spec
 from evaluator.secrets import Secret
 
 
-def _runner(settings: Settings) -> RunnerConfig:
+def runner_config(settings: Settings) -> RunnerConfig:
+    """What running campaigns (and their jobs) takes from the settings."""
     key = settings.judge_key()
     return RunnerConfig(
         database_url=settings.database_url,
@@ -104,11 +105,11 @@ def run(
     start_from = (CampaignStatus.PENDING,) if launched else RESTARTABLE
     try:
         if quiet:
-            status = run_campaign(_runner(settings), campaign_id, start_from=start_from)
+            status = run_campaign(runner_config(settings), campaign_id, start_from=start_from)
         else:
             with Live(console=console, refresh_per_second=2, transient=False) as live:
                 status = run_campaign(
-                    _runner(settings),
+                    runner_config(settings),
                     campaign_id,
                     observer=lambda p: live.update(_progress_table(p)),
                     start_from=start_from,

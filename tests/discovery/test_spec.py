@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from discovery.spec import SpecError, load_spec, parse_spec
+from evaluator.jobs import _build  # the conversion a worker applies to a job's config
 from evaluator.scoring import score_metric
+from evaluator.tinylm import TinyLMConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 MINIMAL = {"name": "x", "stages": [{"name": "bandit"}], "budget": {"candidates": 3}}
@@ -85,6 +87,35 @@ def test_hf_stage_configs_are_checked_when_the_spec_is_read(
         parse_spec({**MINIMAL, "stages": stages})
     assert message in str(error.value)
     assert "sk-9" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("stage", "message"),
+    [
+        ({"name": "tinylm", "config": {"max_step": 3}}, "unknown TinyLMConfig fields ['max_step']"),
+        ({"name": "tinylm", "config": {"max_steps": "ten"}}, "max_steps must be an integer"),
+        ({"name": "tinylm", "config": {"beta": True}}, "beta must be a number, got True"),
+        ({"name": "tinylm", "config": {"model": {"n_layr": 3}}}, "fields ['model.n_layr']"),
+        ({"name": "tinylm", "config": {"model": 3}}, "model must be a mapping of ModelConfig"),
+        ({"name": "tinylm", "config": {"model": {"n_embd": 30}}}, "multiple of n_head"),
+        ({"name": "bandit", "config": {"beta_grid": 0.1}}, "beta_grid"),
+        ({"name": "bandit", "config": {"extra_label_noise": 0.5}}, "extra_label_noise"),
+    ],
+)
+def test_proxy_stage_configs_are_checked_when_the_spec_is_read(stage: dict, message: str) -> None:
+    # Before, a typo here reached every job of the stage, each failing with ERROR.
+    with pytest.raises(SpecError) as error:
+        parse_spec({**MINIMAL, "stages": [stage]})
+    assert "stages.0" in str(error.value) and message in str(error.value)
+
+
+def test_proxy_stage_configs_with_nested_fields_reach_the_job() -> None:
+    spec = parse_spec(
+        {**MINIMAL, "stages": [{"name": "tinylm", "config": {"model": {"n_layer": 3}}}]}
+    )
+    config = _build(TinyLMConfig, {**spec.stages[0].config, "cache_dir": "/tmp/x"})
+    assert config.model.n_layer == 3 and config.model.n_embd == 64
+    assert config.cache_dir == Path("/tmp/x")
 
 
 def test_the_llm_example_parses() -> None:
