@@ -88,6 +88,8 @@ def create_app(settings: Settings, *, launcher: LauncherFactory | None = None) -
         "the losses they find. When the server has `LOSSFORGE_API_TOKEN`, every write (POST) "
         "needs `Authorization: Bearer <token>`; reads too with `LOSSFORGE_API_READ_AUTH=true`.",
         lifespan=lifespan,
+        docs_url=None,  # /docs is the web router's, with Swagger UI served locally
+        redoc_url=None,  # ReDoc would load from a CDN
     )
     app.state.settings = settings
     # plotly.min.js is 4.8 MB and a leaderboard page of 500 rows about 0.3 MB: both shrink ~4x.
