@@ -177,25 +177,20 @@ def _evaluation(e: EvaluationRecord, *, held_out: bool) -> schemas.EvaluationOut
 
 
 def _lineage(archive: Archive, record: CandidateRecord) -> list[tuple[CandidateRecord, int]]:
-    """Ancestors breadth first (parents at depth 1), each once, up to a depth cap."""
+    """Ancestors breadth first (parents at depth 1), each once, up to a depth cap: one query
+    per generation. A parent from a deleted campaign is left out, and its line stops there."""
     seen: set[int] = {record.id}
     out: list[tuple[CandidateRecord, int]] = []
-    frontier: Sequence[int] = record.parent_ids
+    frontier = [pid for pid in dict.fromkeys(record.parent_ids) if pid not in seen]
     for depth in range(1, _LINEAGE_DEPTH + 1):
-        following: list[int] = []
-        for pid in frontier:
-            if pid in seen:
-                continue
-            seen.add(pid)
-            try:
-                parent = archive.get_candidate(pid)
-            except NotFoundError:  # a parent from a deleted campaign: the lineage stops there
-                continue
-            out.append((parent, depth))
-            following.extend(parent.parent_ids)
-        if not following:
+        if not frontier:
             break
-        frontier = following
+        seen.update(frontier)
+        found = archive.get_candidates(frontier)
+        parents = [found[pid] for pid in frontier if pid in found]  # in the children's order
+        out.extend((parent, depth) for parent in parents)
+        following = (pid for parent in parents for pid in parent.parent_ids)
+        frontier = [pid for pid in dict.fromkeys(following) if pid not in seen]
     return out
 
 

@@ -275,3 +275,28 @@ def test_the_engine_process_dying_marks_the_campaign_failed_with_why(
         assert archive.get_campaign(done).status is CampaignStatus.FINISHED
     finally:
         archive.engine.dispose()
+
+
+def test_a_candidate_shows_its_lineage_generation_by_generation(client: TestClient) -> None:
+    archive = client.app_state.archive  # type: ignore[attr-defined]
+    campaign = create_campaign(archive, parse_spec(SMALL_SPEC))
+
+    def add(name: str, *parents: int) -> int:
+        return archive.add_candidate(
+            campaign_id=campaign, name=name, source=DPO, origin="evolve", parent_ids=parents
+        ).id
+
+    root = add("root")
+    left = add("left", root)
+    right = add("right", root, left)
+    child = add("child", right, 2_000_000_000, left)  # one parent is gone (deleted campaign)
+    body = client.get(f"/api/candidates/{child}").json()
+    # Parents at depth 1 in the child's order (the missing one left out), then their parents
+    # not seen yet; every ancestor once, at its nearest depth.
+    assert [(a["name"], a["depth"]) for a in body["lineage"]] == [
+        ("right", 1),
+        ("left", 1),
+        ("root", 2),
+    ]
+    assert body["lineage"][0]["parent_ids"] == [root, left]
+    assert [a["name"] for a in client.get(f"/api/candidates/{root}").json()["lineage"]] == []
