@@ -36,13 +36,18 @@ class Board:
     rows: list[LeaderboardRow]
     by_id: dict[int, tuple[int, LeaderboardRow]]  # candidate id -> (rank, row)
     encoded: list[bytes]  # each row as JSON with its rank, encoded once for every page served
+    scored: list[bytes]  # the encoded rows with a score, public or held-out (their ranks kept)
 
-    def page_json(self, campaign_id: int, *, offset: int, limit: int) -> bytes:
-        """A LeaderboardPage as JSON, joined from the pre-encoded rows."""
+    def page_json(
+        self, campaign_id: int, *, offset: int, limit: int, scored: bool = False
+    ) -> bytes:
+        """A LeaderboardPage as JSON, joined from the pre-encoded rows (`scored`: only those
+        with a score)."""
+        encoded = self.scored if scored else self.encoded
         head = json.dumps(
-            {"campaign_id": campaign_id, "total": len(self.rows), "offset": offset, "limit": limit}
+            {"campaign_id": campaign_id, "total": len(encoded), "offset": offset, "limit": limit}
         )
-        rows = b",".join(self.encoded[offset : offset + limit])
+        rows = b",".join(encoded[offset : offset + limit])
         return head[:-1].encode() + b', "rows": [' + rows + b"]}"
 
 
@@ -97,11 +102,13 @@ class Boards:
     def _compute(self, campaign_id: int, stamp: tuple[int, str]) -> Board:
         rows = campaign_leaderboard(self.archive, campaign_id)
         ranked = [dict(rank=rank, **row.as_dict()) for rank, row in enumerate(rows, 1)]
+        encoded = [json.dumps(finite(r), allow_nan=False).encode() for r in ranked]
         return Board(
             stamp=stamp,
             rows=rows,
             by_id={row.id: (rank, row) for rank, row in enumerate(rows, 1)},
-            encoded=[json.dumps(finite(r), allow_nan=False).encode() for r in ranked],
+            encoded=encoded,
+            scored=[e for e, row in zip(encoded, rows, strict=True) if row.has_score],
         )
 
 

@@ -76,6 +76,12 @@ class LeaderboardRow:
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
 
+    @property
+    def has_score(self) -> bool:
+        """Scored vs DPO on public or held-out tasks (not rejected, duplicate, failed or
+        still waiting)."""
+        return self.score is not None or self.held_out_score is not None
+
 
 def leaderboard(
     candidates: Sequence[CandidateRecord | CandidateSummary],

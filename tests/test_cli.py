@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -11,7 +12,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
-from discovery.archive import create_archive_engine, head_revision
+from discovery.archive import (
+    CandidateStatus,
+    EvaluationStatus,
+    create_archive_engine,
+    head_revision,
+    open_archive,
+)
+from discovery.runner import create_campaign
+from discovery.spec import parse_spec
 
 LOSSFORGE = shutil.which("lossforge") or str(Path(os.sys.executable).parent / "lossforge")
 
@@ -87,3 +96,45 @@ def test_bad_settings_are_a_clear_usage_error() -> None:
     assert result.returncode == 2
     assert "LOSSFORGE_API_TOKEN" in result.stderr and "placeholder" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_leaderboard_scored_leaves_out_candidates_without_a_score(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    archive = open_archive(url)
+    spec = {
+        "name": "x",
+        "stages": [{"name": "bandit", "tasks": ["tabular"]}],
+        "budget": {"candidates": 3},
+    }
+    campaign = create_campaign(archive, parse_spec(spec))
+    good = archive.add_candidate(
+        campaign_id=campaign,
+        name="good",
+        source="x",
+        origin="evolve",
+        status=CandidateStatus.EVALUATED,
+    )
+    archive.add_candidate(
+        campaign_id=campaign,
+        name="bad",
+        source="x",
+        origin="evolve",
+        status=CandidateStatus.REJECTED,
+    )
+    archive.add_evaluation(
+        candidate_id=good.id,
+        stage="bandit",
+        task="tabular",
+        seed=0,
+        status=EvaluationStatus.DONE,
+        score=0.1,
+    )
+    archive.engine.dispose()
+    env = {"LOSSFORGE_DATABASE_URL": url}
+    every = run("leaderboard", "--json", env=env)
+    scored = run("leaderboard", "--json", "--scored", env=env)
+    assert every.returncode == scored.returncode == 0, every.stderr + scored.stderr
+    assert [r["name"] for r in json.loads(every.stdout)] == ["good", "bad"]
+    assert [r["name"] for r in json.loads(scored.stdout)] == ["good"]
+    table = run("leaderboard", "--scored", env=env)
+    assert "good" in table.stdout and "bad" not in table.stdout

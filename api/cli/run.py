@@ -131,8 +131,11 @@ def run(
 @click.option("--campaign", "campaign_id", type=int, help="Campaign ID [default: the latest].")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as a JSON list.")
 @click.option("--limit", type=int, default=30, show_default=True)
+@click.option("--scored", is_flag=True, help="Only candidates with a score (public or held-out).")
 @click.pass_obj
-def leaderboard(settings: Settings, campaign_id: int | None, as_json: bool, limit: int) -> None:
+def leaderboard(
+    settings: Settings, campaign_id: int | None, as_json: bool, limit: int, scored: bool
+) -> None:
     """Candidates ranked by the highest stage reached, then score vs DPO."""
     archive = open_archive(settings.database_url)
     if campaign_id is None:
@@ -146,13 +149,14 @@ def leaderboard(settings: Settings, campaign_id: int | None, as_json: bool, limi
         rows = campaign_leaderboard(archive, campaign_id)
     except NotFoundError as exc:
         raise click.ClickException(str(exc)) from None
+    ranked = [(rank, r) for rank, r in enumerate(rows, 1) if r.has_score or not scored]
     if as_json:
-        click.echo(json.dumps([r.as_dict() for r in rows]))
+        click.echo(json.dumps([r.as_dict() for _, r in ranked]))
         return
     table = Table(title=f"campaign {campaign_id} leaderboard (score vs DPO, public tasks)")
     for column in ("#", "id", "name", "origin", "stage", "score ± spread", "seeds", "held-out"):
         table.add_column(column)
-    for rank, r in enumerate(rows[:limit], 1):
+    for rank, r in ranked[:limit]:
         score = f"{r.score:+.4f} ± {r.spread:.4f}" if r.score is not None else r.status
         held = f"{r.held_out_score:+.4f}" if r.held_out_score is not None else "-"
         table.add_row(

@@ -215,6 +215,14 @@ async def leaderboard(
     campaign_id: schemas.CampaignId,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    scored: Annotated[
+        bool,
+        Query(
+            description="Only candidates with a score vs DPO (public or held-out): leaves out "
+            "those rejected, duplicate, failed or not evaluated yet. Ranks stay those of the "
+            "whole board."
+        ),
+    ] = False,
 ) -> Response:
     """Rows have the fields of `lossforge leaderboard --json`, plus their rank. Served from the
     shared cache (boards.py) as pre-encoded JSON: the hot path of a busy server."""
@@ -225,7 +233,8 @@ async def leaderboard(
     except NotFoundError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
     return Response(
-        board.page_json(campaign_id, offset=offset, limit=limit), media_type="application/json"
+        board.page_json(campaign_id, offset=offset, limit=limit, scored=scored),
+        media_type="application/json",
     )
 
 

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
 from api.settings import Settings
-from discovery.archive import CampaignStatus, CandidateStatus, open_archive
+from discovery.archive import CampaignStatus, CandidateStatus, EvaluationStatus, open_archive
 from discovery.runner import create_campaign
 from discovery.spec import parse_spec
 from tests.api.conftest import SMALL_SPEC, RecordingLauncher
@@ -300,3 +300,38 @@ def test_a_candidate_shows_its_lineage_generation_by_generation(client: TestClie
     ]
     assert body["lineage"][0]["parent_ids"] == [root, left]
     assert [a["name"] for a in client.get(f"/api/candidates/{root}").json()["lineage"]] == []
+
+
+def test_the_leaderboard_can_leave_out_candidates_without_a_score(client: TestClient) -> None:
+    archive = client.app_state.archive  # type: ignore[attr-defined]
+    campaign = create_campaign(archive, parse_spec(SMALL_SPEC))
+    ids = {}
+    for name, status in (
+        ("dpo", CandidateStatus.EVALUATED),
+        ("bad", CandidateStatus.REJECTED),
+        ("good", CandidateStatus.EVALUATED),
+        ("copy", CandidateStatus.DUPLICATE),
+    ):
+        ids[name] = archive.add_candidate(
+            campaign_id=campaign, name=name, source=DPO, origin="evolve", status=status
+        ).id
+    for name, score in (("dpo", 0.0), ("good", 0.02)):
+        for seed in (0, 1):
+            archive.add_evaluation(
+                candidate_id=ids[name],
+                stage="bandit",
+                task="tabular",
+                seed=seed,
+                status=EvaluationStatus.DONE,
+                score=score,
+            )
+    url = f"/api/campaigns/{campaign}/leaderboard"
+    everything = client.get(url).json()
+    assert everything["total"] == 4
+    assert [r["name"] for r in everything["rows"][:2]] == ["good", "dpo"]
+    scored = client.get(url, params={"scored": "true"}).json()
+    assert scored["total"] == 2
+    assert [(r["rank"], r["name"]) for r in scored["rows"]] == [(1, "good"), (2, "dpo")]
+    page = client.get(url, params={"scored": "true", "offset": 1, "limit": 1}).json()
+    assert [r["name"] for r in page["rows"]] == ["dpo"] and page["total"] == 2
+    assert client.get(url, params={"scored": "perhaps"}).status_code == 422

@@ -375,6 +375,21 @@ def test_a_started_campaign_opens_its_view(tab: Tab, site: Site) -> None:
         expect(page.locator("h1")).to_contain_text("web-test")
 
 
+def test_the_leaderboard_can_hide_candidates_without_a_score(tab: Tab, site: Site) -> None:
+    with tab.showing("scored-only") as page:
+        tab.open(f"#/campaigns/{site.evil_campaign_id}")  # one rejected candidate, no scores
+        rows = page.locator("#leaderboard tbody tr")
+        expect(rows).to_have_count(1)
+        page.locator("#scored-only").check()
+        expect(page.locator("#leaderboard")).to_have_text("No candidate has a score yet.")
+        page.locator("#scored-only").uncheck()
+        expect(rows).to_have_count(1)
+        tab.open(f"#/campaigns/{site.campaign_id}")
+        expect(page.locator("#leaderboard tbody tr.baseline")).to_have_count(3)
+        page.locator("#scored-only").check()
+        expect(page.locator("#leaderboard tbody tr.baseline")).to_have_count(3)
+
+
 def test_names_written_by_the_llm_are_shown_as_text(tab: Tab, site: Site) -> None:
     with tab.showing("escaped-list") as page:
         tab.open()

@@ -321,7 +321,16 @@
       h("div", { class: "grid" },
         h("section", { class: "card plots" }, h("h2", {}, "Progress"), refreshError, h("div", { class: "plot-row" }, bestPlot, rewardPlot)),
         h("section", { class: "card live" }, h("h2", {}, "Events ", liveState), counters, log)),
-      h("section", { class: "card" }, h("h2", {}, "Leaderboard"), board));
+      h("section", { class: "card" },
+        h("h2", {}, "Leaderboard ",
+          h("label", { class: "muted filter" },
+            h("input", { type: "checkbox", id: "scored-only", onchange: (e) => {
+              scoredOnly = e.target.checked;
+              offset = 0;
+              loadBoard().catch(showRefreshError);
+            } }),
+            " scored only")),
+        board));
 
     let latest = campaign;
     function renderSummary(c) {
@@ -345,11 +354,14 @@
     }
     renderSummary(campaign);
 
-    // Leaderboard, with its own page position.
+    // Leaderboard, with its own page position; "scored only" leaves out rejected, duplicate,
+    // failed and waiting candidates (ranks stay those of the whole board).
     let offset = 0;
+    let scoredOnly = false;
     async function loadBoard() {
-      const lb = await api(`api/campaigns/${id}/leaderboard?offset=${offset}&limit=${PAGE_SIZE}`);
-      if (ctx.alive) board.replaceChildren(leaderboardTable(lb, (next) => { offset = next; loadBoard().catch(showRefreshError); }));
+      const filter = scoredOnly ? "&scored=true" : "";
+      const lb = await api(`api/campaigns/${id}/leaderboard?offset=${offset}&limit=${PAGE_SIZE}${filter}`);
+      if (ctx.alive) board.replaceChildren(leaderboardTable(lb, (next) => { offset = next; loadBoard().catch(showRefreshError); }, scoredOnly));
     }
     async function loadSeries() {
       const series = await api(`api/campaigns/${id}/series`);
@@ -482,8 +494,10 @@
       .slice(0, 240);
   }
 
-  function leaderboardTable(lb, goTo) {
-    if (!lb.rows.length) return h("p", { class: "muted" }, "No candidates on the leaderboard yet.");
+  function leaderboardTable(lb, goTo, scoredOnly) {
+    if (!lb.rows.length) {
+      return h("p", { class: "muted" }, scoredOnly ? "No candidate has a score yet." : "No candidates on the leaderboard yet.");
+    }
     const rows = lb.rows.map((r) => {
       const baseline = r.origin === "baseline";
       return h("tr", { class: baseline ? "baseline" : null, "data-id": idOf(r.id) },
