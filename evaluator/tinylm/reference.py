@@ -4,16 +4,22 @@
 call trains it (completion-only cross-entropy on demonstrations drawn from the task's imperfect
 demonstrator, over the whole prompt space, as pretraining would see it) and saves the weights
 under `cache_dir`, named by a content hash of the task family, model config, SFT config (its seed
-included) and torch version; later calls with the same content load that file. Writes are atomic
-(temporary file, then rename), so concurrent workers that train the same reference do not corrupt
-it. The reference is shared by every run seed: seeds vary the pairs, batches and evaluation draws.
+included), the torch and transformers versions and the source of the code that builds it (this
+module, the model and tokenizer builders, the task family's module); later calls with the same
+content load that file. An edit to that code makes a new file rather than loading a stale one.
+Writes are atomic (temporary file, then rename), so concurrent workers that train the same
+reference do not corrupt it. The reference is shared by every run seed: seeds vary the pairs,
+batches and evaluation draws.
 
 This module does not build preference pairs or run DPO.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib
+import inspect
 import json
 import logging
 import math
@@ -25,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import transformers
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 from evaluator.tinylm.model import ModelConfig, build_model, sequence_logps
@@ -33,8 +40,14 @@ from evaluator.tinylm.tokenizer import build_tokenizer, encode, pad_rows
 
 logger = logging.getLogger(__name__)
 
-# Bump when the file layout, model building or training code changes what a cached file means.
+# Bump when the file layout changes (code changes key the cache by themselves, see cache_key).
 CACHE_FORMAT = 2
+# Modules whose source decides what a reference is, besides the task family's own module.
+_BUILDER_MODULES = (
+    "evaluator.tinylm.reference",
+    "evaluator.tinylm.model",
+    "evaluator.tinylm.tokenizer",
+)
 
 
 @dataclass(frozen=True)
@@ -67,14 +80,28 @@ class Reference:
     seconds: float  # time spent training or loading
 
 
+@functools.cache
+def code_digest(modules: tuple[str, ...]) -> str:
+    """sha256 of the source files of `modules` (read once per process)."""
+    digest = hashlib.sha256()
+    for name in sorted(set(modules)):
+        source = inspect.getsourcefile(importlib.import_module(name))
+        if source is None:
+            raise RuntimeError(f"no source file for {name}: cannot key the reference cache")
+        digest.update(name.encode() + b"\0" + Path(source).read_bytes())
+    return digest.hexdigest()
+
+
 def cache_key(task: TaskFamily, model_config: ModelConfig, sft_config: SFTConfig) -> str:
-    """Content hash naming a reference: same content, same file."""
+    """Content hash naming a reference: same content and same code, same file."""
     content = {
         "format": CACHE_FORMAT,
         "task": {"class": type(task).__name__, **asdict(task)},
         "model": asdict(model_config),
         "sft": asdict(sft_config),
         "torch": torch.__version__.split("+")[0],
+        "transformers": transformers.__version__,  # model init and layers
+        "code": code_digest((*_BUILDER_MODULES, type(task).__module__)),
     }
     blob = json.dumps(content, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:20]

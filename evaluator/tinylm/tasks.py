@@ -37,7 +37,9 @@ class TaskFamily(ABC):
 
     name: str
     held_out: bool  # True: metrics are private, never shown to the proposer
-    version: int  # bump when prompts, demonstrations or the reward change: keys the reference cache
+    # Keys the reference cache with the rest of the family; edits to the code key it by themselves
+    # (reference.cache_key hashes the family's module): bump it for a change made elsewhere.
+    version: int
     heldout_fraction: float  # share of the prompt space reserved for evaluation
 
     @property

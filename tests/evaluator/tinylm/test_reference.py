@@ -6,9 +6,16 @@ import itertools
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import torch
 
-from evaluator.tinylm.reference import SFTConfig, cache_key, load_reference, lr_at
+from evaluator.tinylm.reference import (
+    SFTConfig,
+    cache_key,
+    code_digest,
+    load_reference,
+    lr_at,
+)
 from evaluator.tinylm.stage import TASKS, TinyLMConfig
 
 
@@ -37,6 +44,29 @@ def test_cache_key_covers_task_model_sft_and_seed() -> None:
     assert key != cache_key(task, replace(config.model, n_layer=3), config.sft)
     assert key != cache_key(task, config.model, replace(config.sft, max_steps=10))
     assert key != cache_key(task, config.model, replace(config.sft, seed=1))
+
+
+def test_cache_key_covers_the_code_that_builds_references(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A task family in a module of its own: editing that module (or the builders) must name a
+    # new file, not load a reference built by the old code.
+    module = tmp_path / "my_tasks.py"
+    module.write_text(
+        "from dataclasses import dataclass\n"
+        "from evaluator.tinylm.tasks import Sorting\n\n"
+        "@dataclass(frozen=True)\nclass MySorting(Sorting):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from my_tasks import MySorting  # made by this test
+
+    config = TinyLMConfig(cache_dir=Path("."))
+    before = cache_key(MySorting(), config.model, config.sft)
+    module.write_text(module.read_text() + "# the demonstrator changed\n")
+    code_digest.cache_clear()  # a new process would read the files again
+    after = cache_key(MySorting(), config.model, config.sft)
+    assert before != after
+    assert after == cache_key(MySorting(), config.model, config.sft)
 
 
 def test_learning_rate_schedule_warms_up_then_decays() -> None:
