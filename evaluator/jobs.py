@@ -19,6 +19,7 @@ It knows nothing of Ray (see `dispatch`), the archive or scoring.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import time
@@ -277,6 +278,10 @@ _SCALARS: dict[object, tuple[tuple[type, ...], str]] = {
 }
 
 
+# Resolved once per config class: `_build` runs for every job the scheduler sizes or a worker runs.
+_type_hints = functools.cache(typing.get_type_hints)
+
+
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -292,7 +297,7 @@ def _build(cls: type, values: dict[str, Any], where: str = "") -> Any:
             f"unknown {cls.__name__} fields {sorted(where + u for u in unknown)}; "
             f"known: {sorted(known)}"
         )
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     converted: dict[str, Any] = {}
     for name, given in values.items():
         hint, value = hints[name], given

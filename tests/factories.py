@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from discovery.archive import Archive, CampaignRecord, CandidateRecord
+from collections.abc import Sequence
+
+from discovery.archive import (
+    Archive,
+    CampaignRecord,
+    CandidateRecord,
+    CandidateStatus,
+    EvaluationStatus,
+)
 
 DPO_SOURCE = (
     "def loss(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps,"
@@ -25,3 +33,30 @@ def make_candidate(
     return archive.add_candidate(
         campaign_id=campaign.id, name=name, source=DPO_SOURCE, origin=origin, thought="baseline"
     )
+
+
+def scored_candidate(
+    archive: Archive,
+    campaign_id: int,
+    name: str,
+    *,
+    scores: Sequence[float] = (),
+    status: CandidateStatus = CandidateStatus.EVALUATED,
+    origin: str = "evolve",
+    stage: str = "bandit",
+    task: str = "tabular",
+) -> CandidateRecord:
+    """A candidate with one DONE evaluation per score, seeds 0, 1, ... (none: unscored)."""
+    record = archive.add_candidate(
+        campaign_id=campaign_id, name=name, source=DPO_SOURCE, origin=origin, status=status
+    )
+    for seed, score in enumerate(scores):
+        archive.add_evaluation(
+            candidate_id=record.id,
+            stage=stage,
+            task=task,
+            seed=seed,
+            status=EvaluationStatus.DONE,
+            score=score,
+        )
+    return record

@@ -14,13 +14,13 @@ from sqlalchemy import inspect
 
 from discovery.archive import (
     CandidateStatus,
-    EvaluationStatus,
     create_archive_engine,
     head_revision,
     open_archive,
 )
 from discovery.runner import create_campaign
 from discovery.spec import parse_spec
+from tests.factories import scored_candidate
 
 LOSSFORGE = shutil.which("lossforge") or str(Path(os.sys.executable).parent / "lossforge")
 
@@ -107,28 +107,8 @@ def test_leaderboard_scored_leaves_out_candidates_without_a_score(tmp_path: Path
         "budget": {"candidates": 3},
     }
     campaign = create_campaign(archive, parse_spec(spec))
-    good = archive.add_candidate(
-        campaign_id=campaign,
-        name="good",
-        source="x",
-        origin="evolve",
-        status=CandidateStatus.EVALUATED,
-    )
-    archive.add_candidate(
-        campaign_id=campaign,
-        name="bad",
-        source="x",
-        origin="evolve",
-        status=CandidateStatus.REJECTED,
-    )
-    archive.add_evaluation(
-        candidate_id=good.id,
-        stage="bandit",
-        task="tabular",
-        seed=0,
-        status=EvaluationStatus.DONE,
-        score=0.1,
-    )
+    scored_candidate(archive, campaign, "good", scores=(0.1,))
+    scored_candidate(archive, campaign, "bad", status=CandidateStatus.REJECTED)
     archive.engine.dispose()
     env = {"LOSSFORGE_DATABASE_URL": url}
     every = run("leaderboard", "--json", env=env)

@@ -30,6 +30,10 @@ _LONG_CACHE = "public, max-age=31536000, immutable"
 _REVALIDATE = "no-cache"
 
 
+# Installed versions, read from package metadata once (they key long-cached static URLs).
+_version = cache(version)
+
+
 def _static_dir() -> Path:
     # Both packages are regular directories on disk (never zipped), so the Traversable is a Path.
     return Path(str(resources.files("api.web") / "static"))
@@ -48,7 +52,7 @@ def _pygments_css() -> str:
 def index() -> Response:
     html = (_static_dir() / "index.html").read_text(encoding="utf-8")
     return Response(
-        html.replace("__PLOTLY_VERSION__", version("plotly")),
+        html.replace("__PLOTLY_VERSION__", _version("plotly")),
         media_type="text/html; charset=utf-8",
         headers={"Cache-Control": _REVALIDATE},
     )
@@ -59,7 +63,7 @@ def plotly_js() -> FileResponse:
     path = _plotly_js()
     if not path.is_file():
         raise HTTPException(
-            404, f"plotly.min.js is missing from plotly {version('plotly')}: reinstall `plotly`"
+            404, f"plotly.min.js is missing from plotly {_version('plotly')}: reinstall `plotly`"
         )
     return FileResponse(
         path,
@@ -77,7 +81,7 @@ _SWAGGER_FILES = {
 
 
 def _swagger_url(name: str) -> str:
-    return f"/static/swagger-ui/{name}?v={version('fastapi-swagger')}"
+    return f"/static/swagger-ui/{name}?v={_version('fastapi-swagger')}"
 
 
 @router.get("/docs")

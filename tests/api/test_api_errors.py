@@ -13,17 +13,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
 from api.settings import Settings
-from discovery.archive import CampaignStatus, CandidateStatus, EvaluationStatus, open_archive
+from discovery.archive import CampaignStatus, CandidateStatus, open_archive
 from discovery.runner import create_campaign
 from discovery.spec import parse_spec
 from tests.api.conftest import SMALL_SPEC, RecordingLauncher
+from tests.factories import DPO_SOURCE, scored_candidate
 
 TOKEN = "s3cr3t-t0ken-for-the-tests-0123456789"
-DPO = (
-    "def loss(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps, "
-    "beta):\n    margin = (policy_chosen_logps - ref_chosen_logps) - (policy_rejected_logps - "
-    "ref_rejected_logps)\n    return -F.logsigmoid(beta * margin)\n"
-)
+DPO = DPO_SOURCE
 
 
 @pytest.fixture
@@ -305,26 +302,10 @@ def test_a_candidate_shows_its_lineage_generation_by_generation(client: TestClie
 def test_the_leaderboard_can_leave_out_candidates_without_a_score(client: TestClient) -> None:
     archive = client.app_state.archive  # type: ignore[attr-defined]
     campaign = create_campaign(archive, parse_spec(SMALL_SPEC))
-    ids = {}
-    for name, status in (
-        ("dpo", CandidateStatus.EVALUATED),
-        ("bad", CandidateStatus.REJECTED),
-        ("good", CandidateStatus.EVALUATED),
-        ("copy", CandidateStatus.DUPLICATE),
-    ):
-        ids[name] = archive.add_candidate(
-            campaign_id=campaign, name=name, source=DPO, origin="evolve", status=status
-        ).id
-    for name, score in (("dpo", 0.0), ("good", 0.02)):
-        for seed in (0, 1):
-            archive.add_evaluation(
-                candidate_id=ids[name],
-                stage="bandit",
-                task="tabular",
-                seed=seed,
-                status=EvaluationStatus.DONE,
-                score=score,
-            )
+    scored_candidate(archive, campaign, "dpo", scores=(0.0, 0.0))
+    scored_candidate(archive, campaign, "bad", status=CandidateStatus.REJECTED)
+    scored_candidate(archive, campaign, "good", scores=(0.02, 0.02))
+    scored_candidate(archive, campaign, "copy", status=CandidateStatus.DUPLICATE)
     url = f"/api/campaigns/{campaign}/leaderboard"
     everything = client.get(url).json()
     assert everything["total"] == 4

@@ -7,11 +7,12 @@ from __future__ import annotations
 import threading
 
 from api.boards import Boards
-from discovery.archive import Archive, CandidateStatus, EvaluationStatus
+from discovery.archive import Archive
 from discovery.runner import campaign_leaderboard, create_campaign
 from discovery.scores import leaderboard
 from discovery.spec import parse_spec
 from tests.api.conftest import SMALL_SPEC
+from tests.factories import scored_candidate
 
 
 class Clock:
@@ -25,22 +26,13 @@ class Clock:
 def _campaign(archive: Archive, candidates: int = 4) -> int:
     cid = create_campaign(archive, parse_spec(SMALL_SPEC))
     for i in range(candidates):
-        record = archive.add_candidate(
-            campaign_id=cid,
-            name="dpo" if i == 0 else f"c{i}",
-            source="x",
+        scored_candidate(
+            archive,
+            cid,
+            "dpo" if i == 0 else f"c{i}",
             origin="baseline" if i == 0 else "evolve",
-            status=CandidateStatus.EVALUATED,
+            scores=[0.0 if i == 0 else 0.01 * i * (seed + 1) for seed in (0, 1)],
         )
-        for seed in (0, 1):
-            archive.add_evaluation(
-                candidate_id=record.id,
-                stage="bandit",
-                task="tabular",
-                seed=seed,
-                status=EvaluationStatus.DONE,
-                score=0.0 if i == 0 else 0.01 * i * (seed + 1),
-            )
     return cid
 
 
