@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from discovery.archive import Archive
-from discovery.runner import campaign_leaderboard
-from discovery.scores import LeaderboardRow
+from discovery.runner import campaign_report
+from discovery.scores import LeaderboardRow, ProxyValidity
 from discovery.spec import parse_spec
 from evaluator.compare import stage_tasks
 
@@ -34,6 +34,7 @@ from evaluator.compare import stage_tasks
 class Board:
     stamp: tuple[int, str]
     rows: list[LeaderboardRow]
+    validity: ProxyValidity  # Spearman's rho: public vs held-out, and between stages
     by_id: dict[int, tuple[int, LeaderboardRow]]  # candidate id -> (rank, row)
     encoded: list[bytes]  # each row as JSON with its rank, encoded once for every page served
     scored: list[bytes]  # the encoded rows with a score, public or held-out (their ranks kept)
@@ -100,12 +101,13 @@ class Boards:
             lock.release()
 
     def _compute(self, campaign_id: int, stamp: tuple[int, str]) -> Board:
-        rows = campaign_leaderboard(self.archive, campaign_id)
+        rows, validity = campaign_report(self.archive, campaign_id)
         ranked = [dict(rank=rank, **row.as_dict()) for rank, row in enumerate(rows, 1)]
         encoded = [json.dumps(finite(r), allow_nan=False).encode() for r in ranked]
         return Board(
             stamp=stamp,
             rows=rows,
+            validity=validity,
             by_id={row.id: (rank, row) for rank, row in enumerate(rows, 1)},
             encoded=encoded,
             scored=[e for e, row in zip(encoded, rows, strict=True) if row.has_score],

@@ -206,7 +206,16 @@ def _render(
             "score_vs_dpo": row.score,
             "spread": row.spread,
             "seeds": row.seeds,
+            "score_low": row.score_low,
+            "score_high": row.score_high,
             "held_out_score_vs_dpo": row.held_out_score,
+            "held_out_low": row.held_out_low,
+            "held_out_high": row.held_out_high,
+            "fresh_held_out_score_vs_dpo": row.fresh_held_out_score,
+            "fresh_held_out_low": row.fresh_held_out_low,
+            "fresh_held_out_high": row.fresh_held_out_high,
+            "fresh_held_out_seeds": row.fresh_held_out_seeds,
+            "confirmation": row.confirmation,
         }
         if row is not None
         else {}
@@ -294,18 +303,58 @@ def _docstring(
     else:
         lines.append("Thought (the proposer's own account of the idea)")
     lines += [_doc(line) for line in _wrap(candidate.thought or "-", indent="    ")]
-    lines += ["", "Scores vs DPO (public tasks of the campaign; above 0 is better than DPO)"]
+    lines += [
+        "",
+        "Scores vs DPO (mean of per-seed paired differences [95% interval], n seeds; above 0 is",
+        "better than DPO)",
+    ]
     if row is not None and row.stage is not None and row.score is not None:
         lines += [
             field("stage", row.stage),
-            field("score", f"{row.score:+.4f} ± {row.spread:.4f} over {row.seeds} seeds"),
+            field("public", _interval(row.score, row.score_low, row.score_high, row.seeds)),
         ]
     if row is not None and row.held_out_score is not None:
-        lines.append(field("held-out", f"{row.held_out_score:+.4f} (tasks the proposer never saw)"))
+        held = _interval(
+            row.held_out_score, row.held_out_low, row.held_out_high, row.held_out_seeds
+        )
+        lines.append(field("held-out", f"{held}, tasks the proposer never saw"))
+    if row is not None and row.fresh_held_out_score is not None:
+        fresh = _interval(
+            row.fresh_held_out_score,
+            row.fresh_held_out_low,
+            row.fresh_held_out_high,
+            row.fresh_held_out_seeds,
+        )
+        lines.append(field("confirmation", f"{fresh}, held-out tasks on fresh seeds"))
     if row is None or (row.score is None and row.held_out_score is None):
         lines.append("    none yet: no stage has finished for it")
+    lines += ["", *_verdict(row)]
     lines += ["", *_usage(module_name, inputs)]
     return "\n".join(lines)
+
+
+def _interval(score: float, low: float | None, high: float | None, n: int) -> str:
+    if low is None or high is None:
+        return f"{score:+.4f} (n = {n}, no interval)"
+    return f"{score:+.4f} [{low:+.4f}, {high:+.4f}] (n = {n})"
+
+
+def _verdict(row: LeaderboardRow | None) -> list[str]:
+    """What the numbers above allow one to claim (EVALUATION.md, rule 5)."""
+    if row is not None and row.confirmation == "confirmed":
+        return [
+            "CONFIRMED: better than DPO on held-out tasks, on seeds never used to select it",
+            "(95% interval above 0).",
+        ]
+    if row is not None and row.confirmation == "overfit":
+        return [
+            "OVERFIT: better than DPO on the public tasks it was selected on, but significantly",
+            "worse on held-out tasks. Do not expect it to beat DPO elsewhere.",
+        ]
+    return [
+        "UNCONFIRMED: this loss has not been shown to beat DPO on held-out tasks on fresh seeds;",
+        "any gain above is a lead, not a result.",
+    ]
 
 
 def _usage(module_name: str, inputs: Sequence[str]) -> list[str]:

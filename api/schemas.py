@@ -4,7 +4,7 @@ against). Plain pydantic models; building them from archive records is views.py'
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
@@ -49,10 +49,32 @@ class Campaign(_Out):
     running: bool = Field(description="An engine process started by this server is alive.")
 
 
+class Correlation(_Out):
+    rho: float | None = Field(description="Spearman's rho; null below 3 candidates.")
+    low: float | None = Field(description="Low end of its 95% interval (Fisher z).")
+    high: float | None = Field(description="High end of its 95% interval.")
+    n: int = Field(description="Candidates with both scores.")
+
+
+class ProxyValidity(_Out):
+    public_vs_held_out: dict[str, Correlation] = Field(
+        description="Per stage: rank correlation of candidates' public and held-out scores "
+        "(selection seeds). Near 0 or below: what selection sees does not predict held-out."
+    )
+    between_stages: dict[str, Correlation] = Field(
+        description="`a->b`: rank correlation of public scores at consecutive stages."
+    )
+
+
 class CampaignDetail(Campaign):
     spec: dict[str, Any] = Field(description="The campaign spec, as validated.")
     stages: list[str]
     best: Best | None = Field(description="The best proposed candidate at the furthest stage.")
+    confirmed: int = Field(
+        description="Proposed candidates confirmed: better than DPO on held-out tasks, fresh "
+        "seeds, 95% interval above 0. 0 means no discovery holds up yet."
+    )
+    validity: ProxyValidity = Field(description="Whether selection's proxy predicts held-out.")
 
 
 class CampaignLinks(_Out):
@@ -73,10 +95,37 @@ class LeaderboardRow(_Out):
     name: str
     origin: str = Field(description="baseline, evolve, llm, hf-local or user.")
     stage: str | None = Field(description="Highest stage with a score; null if none yet.")
-    score: float | None = Field(description="Score vs DPO at that stage (public tasks).")
-    spread: float = Field(description="Standard deviation over seeds.")
-    seeds: int
-    held_out_score: float | None = Field(description="Score vs DPO on held-out tasks.")
+    score: float | None = Field(
+        description="Score vs DPO at that stage: public tasks, selection seeds, the mean of "
+        "per-seed paired differences (tinylm: reward minus DPO's reward-KL frontier at the "
+        "candidate's KL)."
+    )
+    score_low: float | None = Field(description="Low end of the score's 95% interval.")
+    score_high: float | None = Field(description="High end of the score's 95% interval.")
+    spread: float = Field(description="Standard deviation of the per-seed differences.")
+    seeds: int = Field(description="n: selection seeds behind the score.")
+    held_out_score: float | None = Field(
+        description="Score vs DPO on held-out tasks (never shown to the proposer), selection seeds."
+    )
+    held_out_low: float | None = Field(description="Low end of its 95% interval.")
+    held_out_high: float | None = Field(description="High end of its 95% interval.")
+    held_out_seeds: int = Field(description="n behind the held-out score.")
+    fresh_score: float | None = Field(
+        description="Score vs DPO on public tasks, fresh seeds (never used to select)."
+    )
+    fresh_low: float | None = Field(description="Low end of its 95% interval.")
+    fresh_high: float | None = Field(description="High end of its 95% interval.")
+    fresh_seeds: int = Field(description="n behind the fresh-seed score.")
+    fresh_held_out_score: float | None = Field(
+        description="The headline: score vs DPO on held-out tasks, fresh seeds."
+    )
+    fresh_held_out_low: float | None = Field(description="Low end of its 95% interval.")
+    fresh_held_out_high: float | None = Field(description="High end of its 95% interval.")
+    fresh_held_out_seeds: int = Field(description="n behind the fresh held-out score.")
+    confirmation: Literal["confirmed", "overfit", "unconfirmed"] = Field(
+        description="confirmed: the fresh-seed held-out interval lies above 0; overfit: public "
+        "significantly above 0 and held-out significantly below; unconfirmed: anything else."
+    )
     status: str
 
 

@@ -54,6 +54,8 @@ def campaign_detail(
         spec=record.spec,
         stages=[s.name for s in parse_spec(record.spec).stages],
         best=_best(board),
+        confirmed=sum(r.origin != "baseline" and r.confirmation == "confirmed" for r in board.rows),
+        validity=schemas.ProxyValidity(**finite(board.validity.as_dict())),
     )
 
 

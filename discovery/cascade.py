@@ -1,18 +1,25 @@
-"""The evaluation cascade: scores vs DPO, finished stages, promotion and elite re-evaluation.
+"""The evaluation cascade: scores vs DPO, finished stages, promotion and elite confirmation.
 
-Every evaluation is scored as the candidate's stage metric minus DPO's on the same (stage, task,
-seed), as soon as both have finished. A candidate has finished a stage when none of its runs there
-is open and every finished one is scored; its stage score is the mean over seeds of the per-seed
-score averaged over the stage's public tasks (held-out tasks never decide anything).
+Every evaluation is scored against DPO under the same (stage, task, seed) as soon as the DPO runs
+it needs have finished (`evaluator.scoring.versus_dpo`: at tinylm, reward minus DPO's reward-KL
+frontier at the candidate's KL; at hf, against the frontier through DPO's runs at every beta of
+the grid). A candidate has finished a stage when none of its runs there is open and every
+finished one is scored; its selection score is the paired mean over the selection seeds
+(`0 .. seeds - 1`) of the per-seed score averaged over the stage's public tasks, with a 95%
+interval (held-out tasks never decide anything).
 
-Promotion is asynchronous successive halving (ASHA, arXiv 1810.05934): whenever a candidate
-finishes a stage, the best `floor(promote_fraction * n)` of the `n` candidates that have finished
-it are promoted to the next stage, if they are not already. A candidate that did not make the cut
-when it finished can still be promoted later as the field grows, and none is promoted from a field
-too small to rank it; once nothing more can join a stage, a final pass promotes at least one.
-Elites: the best `elites` candidates of a stage with `elite_seeds` set are re-evaluated there
-with seeds up to `elite_seeds` (DPO too, since scores are paired), so the top of the leaderboard
-rests on more seeds than the field.
+Promotion is asynchronous successive halving (ASHA, arXiv 1810.05934) ranked by the lower end of
+that interval, not the mean (a gain on two lucky seeds does not beat a steady one): whenever a
+candidate finishes a stage, the best `floor(promote_fraction * n)` of the `n` candidates that have
+finished it are promoted to the next stage, if they are not already. A candidate that did not
+make the cut when it finished can still be promoted later as the field grows, and none is
+promoted from a field too small to rank it; once nothing more can join a stage, a final pass
+promotes at least one.
+
+Elites: the best `elites` candidates of a stage with `elite_seeds` set, at most one per lineage
+(first-parent line), are re-run with DPO on fresh seeds `seeds .. elite_seeds - 1`, every task
+of the stage included: the confirmation. Fresh seeds never change a selection score; the
+leaderboard reports them apart (`discovery.scores`).
 
 All decisions are written to the archive before the engine acts on them; on resume everything is
 derived again from stored evaluations (promoted = has evaluations at the next stage; elite = has
@@ -30,7 +37,7 @@ from discovery.ledger import OPEN, Ledger
 from discovery.scores import stage_score
 from discovery.spec import CampaignSpec, StageSpec
 from evaluator.compare import stage_tasks
-from evaluator.scoring import StageScore, score_metric
+from evaluator.scoring import StageScore, frontier_tasks, score_metric, versus_dpo
 
 
 @dataclass(frozen=True)
@@ -98,30 +105,48 @@ class Cascade:
         ]
 
     def score(self, row: EvaluationRecord) -> list[EvaluationRecord]:
-        """Score the DONE rows that `row` makes scorable (itself, or all of a key when it is
-        DPO's); returns them as stored."""
+        """Score the DONE rows that `row` makes scorable (itself, or, when it is DPO's, every
+        row of its stage and seed that waited for it); returns them as stored."""
         if row.status is not EvaluationStatus.DONE:
             return []
-        key = (row.stage, row.task, row.seed)
-        runs = self.ledger.at(key)
-        dpo = next(
-            (
+        if row.candidate_id == self.dpo_id:
+            # An hf frontier needs DPO's runs at every beta of the seed: any row of the seed
+            # may have waited for this one.
+            waiting = [
                 e
-                for e in runs
-                if e.candidate_id == self.dpo_id and e.status is EvaluationStatus.DONE
-            ),
-            None,
-        )
-        if dpo is None:
-            return []
-        waiting = [row] if row.candidate_id != self.dpo_id else runs
-        metric = self.metric(row.stage)
+                for task in self.stage(row.stage).task_names()
+                for e in self.ledger.at((row.stage, task, row.seed))
+            ]
+        else:
+            waiting = [row]
         scored = []
         for e in waiting:
-            if e.status is EvaluationStatus.DONE and e.score is None:
-                stored = self.archive.set_score(e.id, e.metrics[metric] - dpo.metrics[metric])
-                scored.append(self.ledger.put_evaluation(stored))
+            if e.status is not EvaluationStatus.DONE or e.score is not None:
+                continue
+            value = self._versus_dpo(e)
+            if value is not None:
+                scored.append(self.ledger.put_evaluation(self.archive.set_score(e.id, value)))
         return scored
+
+    def _versus_dpo(self, e: EvaluationRecord) -> float | None:
+        """`e`'s paired difference to DPO under the same seed; None while DPO's runs it needs
+        are open (or DPO's run of its task failed: there is nothing to pair it with)."""
+        metric = self.metric(e.stage)
+        tasks = frontier_tasks(e.stage, e.task, self.stage(e.stage).task_names(), metric)
+        runs = {}
+        for task in tasks:
+            dpo = [
+                r for r in self.ledger.at((e.stage, task, e.seed)) if r.candidate_id == self.dpo_id
+            ]
+            if not dpo or any(r.status in OPEN for r in dpo):
+                return None
+            done = next((r for r in dpo if r.status is EvaluationStatus.DONE), None)
+            if done is not None:
+                runs[task] = done
+        if e.task not in runs:
+            return None
+        grid = [r.metrics for r in runs.values()]
+        return versus_dpo(e.stage, metric, e.metrics, runs[e.task].metrics, grid=grid)
 
     def _finish_stage(self, candidate_id: int, stage: StageSpec) -> bool:
         """If the candidate has just finished `stage`, record it; True when its score changed."""
@@ -130,7 +155,14 @@ class Cascade:
             return False  # not entitled to the stage, or still running
         if any(e.status is EvaluationStatus.DONE and e.score is None for e in mine):
             return False  # waits for DPO's run of the same seed
-        score = stage_score(mine, stage=stage.name, tasks=self.public_tasks(stage))
+        # Selection ranks on the selection seeds only: an elite's fresh seeds confirm, they
+        # never lift it in the field (EVALUATION.md, rule 4).
+        score = stage_score(
+            mine,
+            stage=stage.name,
+            tasks=self.public_tasks(stage),
+            seeds=lambda seed: seed < stage.seeds,
+        )
         seeds = len({e.seed for e in mine})
         before = self.scores.get((candidate_id, stage.name))
         if score.score is not None:
@@ -145,6 +177,9 @@ class Cascade:
                     "stage": stage.name,
                     "seeds": seeds,
                     "score": score.score,
+                    "score_low": score.low,
+                    "score_high": score.high,
+                    "n": score.seeds,
                     "spread": score.spread,
                 },
             )
@@ -183,14 +218,16 @@ class Cascade:
     # -- promotion and elites ----------------------------------------------------------------
 
     def _field(self, stage: StageSpec) -> list[tuple[float, int]]:
-        """(score, candidate id) of the candidates that finished `stage`, best first (DPO, the
-        yardstick, is not in the race). Ties go to the older candidate."""
+        """(score, candidate id) of the candidates that finished `stage`, best first by the
+        lower end of the score's 95% interval (a mean lifted by one lucky seed does not win);
+        DPO, the yardstick, is not in the race. Ties go to the older candidate."""
         field = [
-            (s.score, cid)
+            (s, cid)
             for (cid, name), s in self.scores.items()
             if name == stage.name and cid != self.dpo_id and s.score is not None
         ]
-        return sorted(field, key=lambda t: (-t[0], t[1]))
+        field.sort(key=lambda t: (-t[0].paired.rank_key[0], -t[0].paired.rank_key[1], t[1]))
+        return [(s.score, cid) for s, cid in field]  # type: ignore[misc]
 
     def _promote_and_elect(self, stage: StageSpec, *, final: bool = False) -> list[Queue]:
         return self._promote(stage, final=final) + self._elect(stage)
@@ -224,11 +261,15 @@ class Cascade:
         return actions
 
     def _elect(self, stage: StageSpec) -> list[Queue]:
+        """Re-run the stage's best `elites` with DPO on fresh seeds (`seeds .. elite_seeds - 1`),
+        on every task of the stage, held-out ones included: the confirmation. Elites are drawn
+        across lineages (the best of each), so the fresh seeds are not spent on one idea five
+        times."""
         if stage.elite_seeds is None:
             return []
         extra = range(stage.seeds, stage.elite_seeds)
         actions = []
-        for score, cid in self._field(stage)[: stage.elites]:
+        for score, cid in self._diverse(self._field(stage))[: stage.elites]:
             mine = self.ledger.of(cid, stage.name)
             if (cid, stage.name) in self._elected or any(e.seed >= stage.seeds for e in mine):
                 continue  # re-evaluated before
@@ -237,9 +278,39 @@ class Cascade:
             actions += [Queue(self.dpo_id, stage, extra), Queue(cid, stage, extra)]
             self._event(
                 "elite",
-                {"candidate": cid, "stage": stage.name, "score": score, "seeds": len(extra)},
+                {
+                    "candidate": cid,
+                    "stage": stage.name,
+                    "score": score,
+                    "seeds": len(extra),
+                    "lineage": self.lineage(cid),
+                },
             )
         return actions
+
+    def _diverse(self, field: list[tuple[float, int]]) -> list[tuple[float, int]]:
+        """The best of each lineage in `field`, in rank order."""
+        seen: set[int] = set()
+        out = []
+        for entry in field:
+            root = self.lineage(entry[1])
+            if root not in seen:
+                seen.add(root)
+                out.append(entry)
+        return out
+
+    def lineage(self, candidate_id: int) -> int:
+        """The root of a candidate's first-parent line: the baseline or seed formula (or the
+        first proposal) an idea descends from."""
+        seen = set()
+        current = candidate_id
+        while current not in seen:
+            seen.add(current)
+            record = self.ledger.candidates.get(current)
+            if record is None or not record.parent_ids or record.origin == "baseline":
+                return current
+            current = record.parent_ids[0]
+        return current
 
     def final_pass(self) -> list[Queue]:
         """Once nothing more can join any stage: promote at least one from each field."""

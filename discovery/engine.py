@@ -311,6 +311,7 @@ class Engine:
 
     def _enqueue(self, candidate: CandidateRecord, row: EvaluationRecord) -> None:
         stage = self.cascade.stage(row.stage)
+        dpo = candidate.origin == "baseline" and candidate.name == "dpo"
         job = EvalJob(
             stage=stage.name,
             task=row.task,
@@ -318,13 +319,10 @@ class Engine:
             loss_name=candidate.name,
             graph_json=(candidate.graph or {})["json"],
             config={**self.stage_extra.get(stage.name, {}), **stage.config},
+            # DPO's tinylm runs also train its beta grid: the frontier every score is taken at.
+            frontier=dpo and stage.name == "tinylm",
         )
-        self.jobs.add(
-            job,
-            row.id,
-            stage_index=self.spec.stages.index(stage),
-            dpo=candidate.origin == "baseline" and candidate.name == "dpo",
-        )
+        self.jobs.add(job, row.id, stage_index=self.spec.stages.index(stage), dpo=dpo)
 
     def _finish(self, job: EvalJob, result: RunResult) -> None:
         evaluation_id = self.jobs.finished(job)

@@ -25,7 +25,13 @@ from discovery.proposers.calls import CallRecord, Recorder
 from discovery.proposers.evolve import EvolveConfig, EvolveProposer
 from discovery.proposers.llm import Validator
 from discovery.proposers.wiring import LLMSettings, build_llm_proposer
-from discovery.scores import LeaderboardRow, leaderboard
+from discovery.scores import (
+    LeaderboardRow,
+    ProxyValidity,
+    StageTasks,
+    leaderboard,
+    proxy_validity,
+)
 from discovery.spec import CampaignSpec, ProposerSpec, parse_spec
 from evaluator.compare import stage_tasks
 from evaluator.dispatch import DispatchConfig, RayDispatcher
@@ -208,17 +214,37 @@ def call_recorder(archive: Archive, campaign_id: int) -> Recorder:
     return record
 
 
-def campaign_leaderboard(archive: Archive, campaign_id: int) -> list[LeaderboardRow]:
-    spec = parse_spec(archive.get_campaign(campaign_id).spec)
+def campaign_stages(spec: CampaignSpec) -> list[StageTasks]:
+    """Each stage's public and held-out tasks and its selection seeds, as the leaderboard and
+    the proxy-validity report read them."""
     stages = []
     for stage in spec.stages:
         held = stage_tasks(stage.name, stage.config)
         tasks = stage.task_names()
         stages.append(
-            (stage.name, [t for t in tasks if not held[t]], [t for t in tasks if held[t]])
+            StageTasks(
+                name=stage.name,
+                public=[t for t in tasks if not held[t]],
+                held_out=[t for t in tasks if held[t]],
+                seeds=stage.seeds,
+            )
         )
-    return leaderboard(
-        archive.candidate_summaries(campaign_id=campaign_id),
-        archive.campaign_scores(campaign_id=campaign_id),
-        stages=stages,
+    return stages
+
+
+def campaign_leaderboard(archive: Archive, campaign_id: int) -> list[LeaderboardRow]:
+    return campaign_report(archive, campaign_id)[0]
+
+
+def campaign_report(
+    archive: Archive, campaign_id: int
+) -> tuple[list[LeaderboardRow], ProxyValidity]:
+    """The leaderboard and whether its proxy holds (Spearman's rho of public vs held-out
+    scores, and between consecutive stages), from one read of the campaign."""
+    stages = campaign_stages(parse_spec(archive.get_campaign(campaign_id).spec))
+    candidates = archive.candidate_summaries(campaign_id=campaign_id)
+    scores = archive.campaign_scores(campaign_id=campaign_id)
+    return (
+        leaderboard(candidates, scores, stages=stages),
+        proxy_validity(candidates, scores, stages=stages),
     )

@@ -75,13 +75,20 @@ class StageSpec(_Strict):
     promote_fraction: float = Field(
         0.25, gt=0, le=1, description="Best fraction of this stage promoted to the next."
     )
-    elites: int = Field(3, ge=1, le=64, description="How many of the stage's best count as elites.")
+    elites: int = Field(
+        3,
+        ge=1,
+        le=64,
+        description="How many of the stage's best (by the low end of their 95% interval, one "
+        "per lineage) are confirmed on fresh seeds.",
+    )
     elite_seeds: int | None = Field(
         None,
         ge=2,
         le=32,
-        description="Seeds per task an elite is re-evaluated with at this stage (more than "
-        "`seeds`); unset: no re-evaluation.",
+        description="Elites and DPO are re-run on the fresh seeds `seeds .. elite_seeds - 1`, on "
+        "every task of the stage, held-out ones included: the confirmation (fresh seeds never "
+        "change a selection score); unset: no confirmation.",
     )
     config: dict[str, Any] = Field(
         default_factory=dict,

@@ -16,7 +16,14 @@ from evaluator.bandit import FAMILIES
 from evaluator.hf.config import parse_hf_config
 from evaluator.jobs import EvalJob, StageName, stage_config
 from evaluator.results import RunResult, RunStatus
-from evaluator.scoring import SCORE_METRICS, StageScore, aggregate, score_metric, seed_score
+from evaluator.scoring import (
+    SCORE_METRICS,
+    StageScore,
+    aggregate,
+    frontier_tasks,
+    score_metric,
+    versus_dpo,
+)
 from evaluator.tinylm import TASKS
 
 
@@ -45,6 +52,8 @@ class TaskComparison:
     candidate: list[RunResult]  # by seed
     baseline: list[RunResult]  # by seed, same seeds
     score: StageScore  # candidate minus DPO on the stage's metric
+    seeds: list[int]  # the seeds of the runs, in order
+    differences: list[float | None]  # by seed: the paired difference; None where a run failed
 
     def metric_mean(self, runs: Sequence[RunResult], name: str) -> float | None:
         values = [r.metrics[name] for r in runs if r.status is RunStatus.DONE and name in r.metrics]
@@ -60,11 +69,12 @@ def plan(
     baseline: tuple[str, str],
     config: dict[str, Any],
 ) -> list[EvalJob]:
-    """Jobs in pairs: (candidate, DPO) for each task and seed. `candidate`: (name, graph JSON)."""
+    """Jobs in pairs: (candidate, DPO) for each task and seed. `candidate`: (name, graph JSON).
+    DPO's tinylm jobs also train its beta grid: the frontier the candidate is scored against."""
     jobs = []
     for task in tasks:
         for seed in seeds:
-            for name, graph in (candidate, baseline):
+            for (name, graph), is_dpo in ((candidate, False), (baseline, True)):
                 jobs.append(
                     EvalJob(
                         stage=stage,
@@ -73,6 +83,7 @@ def plan(
                         loss_name=name,
                         graph_json=graph,
                         config=config,
+                        frontier=is_dpo and stage == "tinylm",
                     )
                 )
     return jobs
@@ -86,23 +97,66 @@ def summarize(
     held_out = stage_tasks(stage, config)
     metric = score_metric(stage, config)
     by_task: dict[str, tuple[list[RunResult], list[RunResult]]] = {}
-    pairs = zip(jobs[0::2], results[0::2], results[1::2], strict=True)
+    dpo: dict[tuple[str, int], RunResult] = {}
+    pairs = list(zip(jobs[0::2], results[0::2], results[1::2], strict=True))
     for job, candidate, baseline in pairs:
         runs = by_task.setdefault(job.task, ([], []))
         runs[0].append(candidate)
         runs[1].append(baseline)
+        dpo[(job.task, job.seed)] = baseline
+    tasks = list(by_task)
+
+    def difference(task: str, seed: int, candidate: RunResult) -> float | None:
+        baseline = dpo[(task, seed)]
+        if candidate.status is not RunStatus.DONE or baseline.status is not RunStatus.DONE:
+            return None
+        grid = [
+            dpo[(t, seed)].metrics
+            for t in frontier_tasks(stage, task, tasks, metric)
+            if dpo[(t, seed)].status is RunStatus.DONE
+        ]
+        return versus_dpo(stage, metric, candidate.metrics, baseline.metrics, grid=grid)
+
+    per_task: dict[str, list[float | None]] = {}
+    seeds: dict[str, list[int]] = {}
+    for job, candidate, _ in pairs:
+        per_task.setdefault(job.task, []).append(difference(job.task, job.seed, candidate))
+        seeds.setdefault(job.task, []).append(job.seed)
     return [
         TaskComparison(
             task=task,
             held_out=held_out.get(task, False),
             candidate=cand,
             baseline=base,
-            score=aggregate(
-                [seed_score(stage, c, b, metric=metric) for c, b in zip(cand, base, strict=True)]
-            ),
+            score=aggregate(per_task[task]),
+            seeds=seeds[task],
+            differences=per_task[task],
         )
         for task, (cand, base) in by_task.items()
     ]
 
 
-__all__ = ["SCORE_METRICS", "TaskComparison", "plan", "score_metric", "stage_tasks", "summarize"]
+def pooled(comparisons: Sequence[TaskComparison], *, held_out: bool) -> StageScore:
+    """The score over the public (or held-out) tasks: per seed, the mean of the tasks'
+    differences (a seed counts only where every such task finished), paired over seeds."""
+    chosen = [c for c in comparisons if c.held_out == held_out]
+    if not chosen:
+        return aggregate([])
+    per_seed: list[float | None] = []
+    for seed in chosen[0].seeds:
+        values = [dict(zip(c.seeds, c.differences, strict=True)).get(seed) for c in chosen]
+        per_seed.append(
+            None if any(v is None for v in values) else sum(values) / len(values)  # type: ignore[arg-type]
+        )
+    return aggregate(per_seed)
+
+
+__all__ = [
+    "SCORE_METRICS",
+    "TaskComparison",
+    "plan",
+    "pooled",
+    "score_metric",
+    "stage_tasks",
+    "summarize",
+]

@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from evaluator.bandit import BanditConfig, run_bandit, run_bandit_population
+from evaluator.frontier import point_metrics
 from evaluator.hf.config import parse_hf_config
-from evaluator.losses import Loss
+from evaluator.losses import Loss, at_beta
 from evaluator.results import RunResult, RunStatus
 from evaluator.secrets import Secret
 from evaluator.tinylm import TinyLMConfig, run_tinylm, run_tinylm_population
@@ -56,6 +57,9 @@ class EvalJob:
     loss_name: str
     graph_json: str  # the sandbox's graph JSON (it names its inputs); never source text
     config: dict[str, Any] = field(default_factory=dict)  # stage config fields, TRL names
+    # DPO's job at the tinylm stage: also train the loss at each of the config's
+    # `frontier_betas`, and report those points (evaluator.frontier) with the run's metrics.
+    frontier: bool = False
 
 
 def load_loss(name: str, graph_json: str) -> Loss:
@@ -67,6 +71,8 @@ def load_loss(name: str, graph_json: str) -> Loss:
 def run_job(job: EvalJob) -> RunResult:
     """Run one job; never raises for a failing candidate (failures are statuses)."""
     started = time.perf_counter()
+    if job.frontier and job.stage in _POPULATION:  # the grid trains as a population
+        return _run_population([job], [0])[0]
     try:
         loss = load_loss(job.loss_name, job.graph_json)
         return _run_stage(job, loss)
@@ -192,19 +198,64 @@ def _run_population(jobs: list[EvalJob], indices: list[int]) -> dict[int, RunRes
     if not losses:
         return out
     config_cls, train_all = _POPULATION[first.stage]
+    by_index = {i: job for i, job in zip(indices, jobs, strict=True)}
     try:
         config = _build(config_cls, first.config)
-        results = train_all(losses, task=first.task, seed=first.seed, config=config)
+        grid = _frontier_grid(config, [by_index[i] for i in trained], losses)
+        results = train_all(
+            losses + [g for _, _, g in grid], task=first.task, seed=first.seed, config=config
+        )
     except Exception as exc:  # a bad config or task, or a bug: every job of the population
         seconds = (time.perf_counter() - started) / len(trained)
-        by_index = {i: job for i, job in zip(indices, jobs, strict=True)}
         return out | {i: _failed(by_index[i], exc, seconds) for i in trained}
+    results = _with_frontiers(config, results, len(losses), grid)
     # Each result says how many trained together (stored with the evaluation's timings).
-    together = {"population": float(len(trained))}
+    together = {"population": float(len(trained) + len(grid))}
     return out | {
         i: dataclasses.replace(r, timings={**r.timings, **together})
         for i, r in zip(trained, results, strict=True)
     }
+
+
+def _frontier_grid(
+    config: Any, jobs: list[EvalJob], losses: list[Loss]
+) -> list[tuple[int, float, Loss]]:
+    """(position of the loss, beta, the loss at that beta) for every frontier job's grid."""
+    betas = getattr(config, "frontier_betas", ())
+    return [
+        (position, beta, at_beta(loss, beta / config.beta))
+        for position, (job, loss) in enumerate(zip(jobs, losses, strict=True))
+        if job.frontier
+        for beta in betas
+        if beta != config.beta
+    ]
+
+
+def _with_frontiers(
+    config: Any, results: list[RunResult], n: int, grid: list[tuple[int, float, Loss]]
+) -> list[RunResult]:
+    """The first `n` results, a frontier job's carrying its grid's points (the runs after the
+    first `n`) in its metrics; a grid run that failed is left out of the frontier."""
+    out = list(results[:n])
+    for position in sorted({p for p, _, _ in grid}):
+        main = out[position]
+        if main.status is not RunStatus.DONE:
+            continue
+        runs = [(config.beta, main)] + [
+            (beta, results[n + k]) for k, (p, beta, _) in enumerate(grid) if p == position
+        ]
+        points: dict[str, float] = {}
+        for beta, run in runs:
+            if run.status is RunStatus.DONE:
+                points |= point_metrics(beta, run.metrics["kl/ref"], run.metrics["reward/mean"])
+        # The grid's time is the frontier job's: summing the evaluations' seconds counts it once.
+        seconds = main.seconds + sum(
+            results[n + k].seconds for k, g in enumerate(grid) if g[0] == position
+        )
+        out[position] = dataclasses.replace(
+            main, metrics={**main.metrics, **points}, seconds=seconds
+        )
+    return out
 
 
 def _run_stage(job: EvalJob, loss: Loss) -> RunResult:

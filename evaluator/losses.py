@@ -70,3 +70,24 @@ class Loss:
                 )
             kwargs[name] = value
         return self.fn(**kwargs)
+
+
+@dataclass(frozen=True)
+class _ScaledBeta:
+    """`fn` called with beta x `factor` (every other input as given)."""
+
+    fn: Callable[..., torch.Tensor]
+    factor: float
+
+    def __call__(self, **kwargs: torch.Tensor) -> torch.Tensor:
+        return self.fn(**{**kwargs, "beta": kwargs["beta"] * self.factor})
+
+
+def at_beta(loss: Loss, factor: float) -> Loss:
+    """`loss` trained at beta x `factor`: DPO's frontier grid (evaluator.frontier) trains in the
+    same population as the candidates, where every loss receives the one beta of the config."""
+    return Loss(
+        name=f"{loss.name}@beta*{factor:g}",
+        fn=_ScaledBeta(loss.fn, factor),
+        optional_inputs=loss.optional_inputs,
+    )

@@ -14,6 +14,7 @@ from sqlalchemy import inspect
 
 from discovery.archive import (
     CandidateStatus,
+    EvaluationStatus,
     create_archive_engine,
     head_revision,
     open_archive,
@@ -118,3 +119,47 @@ def test_leaderboard_scored_leaves_out_candidates_without_a_score(tmp_path: Path
     assert [r["name"] for r in json.loads(scored.stdout)] == ["good"]
     table = run("leaderboard", "--scored", env=env)
     assert "good" in table.stdout and "bad" not in table.stdout
+
+
+def test_leaderboard_shows_intervals_confirmation_and_proxy_validity(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    archive = open_archive(url)
+    spec = {
+        "name": "x",
+        "stages": [{"name": "tinylm", "tasks": ["arithmetic", "sentiment"], "seeds": 2}],
+        "budget": {"candidates": 3},
+    }
+    campaign = create_campaign(archive, parse_spec(spec))
+    runs = {  # name -> task -> per-seed scores; seeds 0-1 select, 2-4 are fresh
+        "good": {"arithmetic": [0.10, 0.11], "sentiment": [0.05, 0.06, 0.05, 0.06, 0.05]},
+        "lead": {"arithmetic": [0.20, 0.21], "sentiment": [0.01, 0.02]},
+        "worse": {"arithmetic": [-0.1, -0.12], "sentiment": [-0.05, -0.04]},
+    }
+    for name, tasks in runs.items():
+        record = scored_candidate(archive, campaign, name)
+        for task, scores in tasks.items():
+            for seed, score in enumerate(scores):
+                archive.add_evaluation(
+                    candidate_id=record.id,
+                    stage="tinylm",
+                    task=task,
+                    seed=seed,
+                    status=EvaluationStatus.DONE,
+                    score=score,
+                )
+    archive.engine.dispose()
+    env = {"LOSSFORGE_DATABASE_URL": url}
+    rows = {r["name"]: r for r in json.loads(run("leaderboard", "--json", env=env).stdout)}
+    assert rows["good"]["confirmation"] == "confirmed"
+    assert rows["good"]["fresh_held_out_seeds"] == 3 and rows["good"]["fresh_held_out_low"] > 0
+    assert (
+        rows["lead"]["confirmation"] == "unconfirmed" and rows["lead"]["fresh_held_out_seeds"] == 0
+    )
+    assert rows["lead"]["score_low"] < rows["lead"]["score"] < rows["lead"]["score_high"]
+    table = run("leaderboard", env={**env, "COLUMNS": "250"})
+    assert table.returncode == 0, table.stderr
+    assert "confirmed discoveries (held-out, fresh seeds, above DPO):" in table.stdout
+    assert "good" in table.stdout.split("confirmed discoveries")[1]
+    # Public ranks worse < good < lead, held-out worse < lead < good: rho = 1 - 6 * 2 / 24 = 0.5
+    # (3 candidates: too few for an interval).
+    assert "Spearman(public, held-out) +0.50 (n = 3)" in table.stdout

@@ -27,7 +27,14 @@ from api.cli.run import runner_config
 from api.settings import Settings
 from discovery.runner import stage_extras, stage_timeout
 from evaluator.baselines import BASELINES
-from evaluator.compare import TaskComparison, plan, score_metric, stage_tasks, summarize
+from evaluator.compare import (
+    TaskComparison,
+    plan,
+    pooled,
+    score_metric,
+    stage_tasks,
+    summarize,
+)
 from evaluator.dispatch import DispatchConfig, RayDispatcher
 from evaluator.jobs import check_stage_config
 from evaluator.results import RunStatus
@@ -54,10 +61,17 @@ def _read_config(path: Path | None) -> dict[str, Any]:
     return config
 
 
-def _fmt(value: float | None, spread: float | None = None) -> str:
-    if value is None:
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _interval(row: dict[str, Any]) -> str:
+    """`+0.0123 [-0.0040, +0.0286]`; the mean alone below 2 seeds."""
+    if row["score"] is None:
         return "-"
-    return f"{value:+.4f} ± {spread:.4f}" if spread is not None else f"{value:.4f}"
+    if row["score_low"] is None:
+        return f"{row['score']:+.4f}"
+    return f"{row['score']:+.4f} [{row['score_low']:+.4f}, {row['score_high']:+.4f}]"
 
 
 def _report(comparisons: list[TaskComparison], stage: str, metric: str) -> dict[str, Any]:
@@ -68,13 +82,21 @@ def _report(comparisons: list[TaskComparison], stage: str, metric: str) -> dict[
             "metric": metric,
             "candidate_mean": c.metric_mean(c.candidate, metric),
             "dpo_mean": c.metric_mean(c.baseline, metric),
-            "score": c.score.score,
-            "spread": c.score.spread,
+            **c.score.as_dict(),
             "seeds": c.score.seeds,
             "candidate_runs": [_run(r) for r in c.candidate],
             "dpo_runs": [_run(r) for r in c.baseline],
         }
-    return {"stage": stage, "metric": metric, "tasks": tasks}
+    return {
+        "stage": stage,
+        "metric": metric,
+        "seeds": comparisons[0].seeds if comparisons else [],
+        # Per seed, the mean over the public (held-out) tasks, then paired over seeds: the
+        # numbers a campaign shows for this stage.
+        "public": pooled(comparisons, held_out=False).as_dict(),
+        "held_out": pooled(comparisons, held_out=True).as_dict(),
+        "tasks": tasks,
+    }
 
 
 def _run(result: Any) -> dict[str, Any]:
@@ -92,6 +114,14 @@ def _run(result: Any) -> dict[str, Any]:
 )
 @click.option("--task", "tasks", multiple=True, help="Only this task (repeatable).")
 @click.option("--seeds", type=click.IntRange(1, 64), default=3, show_default=True)
+@click.option(
+    "--seed-start",
+    type=click.IntRange(0, 2**31 - 1),
+    default=0,
+    show_default=True,
+    help="First seed: runs seeds N..N+seeds-1, so a loss can be confirmed on seeds no campaign "
+    "selected on.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.pass_obj
 def evaluate(
@@ -101,6 +131,7 @@ def evaluate(
     config_file: Path | None,
     tasks: tuple[str, ...],
     seeds: int,
+    seed_start: int,
     as_json: bool,
 ) -> None:
     """Evaluate the loss in FILE (.py or .json candidate) against DPO at a stage."""
@@ -128,7 +159,7 @@ def evaluate(
     jobs = plan(
         stage=stage,  # type: ignore[arg-type]
         tasks=list(tasks or known),
-        seeds=range(seeds),
+        seeds=range(seed_start, seed_start + seeds),
         candidate=(verdict.candidate_name, verdict.graph_json or ""),
         baseline=("dpo", dpo.graph_json or ""),
         # The worker settings a campaign's jobs get: the tinylm cache, the hf judge's key.
@@ -155,7 +186,7 @@ def evaluate(
 def _print_table(name: str, report: dict[str, Any]) -> None:
     console = Console()
     table = Table(title=f"{name} vs DPO at stage {report['stage']} ({report['metric']})")
-    for column in ("task", name, "dpo", "score vs DPO", "seeds"):
+    for column in ("task", name, "dpo", "score vs DPO [95% interval]", "n"):
         table.add_column(column)
     for task, row in report["tasks"].items():
         label = f"{task} (held out)" if row["held_out"] else task
@@ -163,13 +194,22 @@ def _print_table(name: str, report: dict[str, Any]) -> None:
             label,
             _fmt(row["candidate_mean"]),
             _fmt(row["dpo_mean"]),
-            _fmt(row["score"], row["spread"]),
-            str(row["seeds"]),
+            _interval(row),
+            str(row["n"]),
         )
+    for which in ("public", "held_out"):
+        if report[which]["n"]:
+            table.add_row(
+                f"[b]{which.replace('_', '-')} tasks[/b]",
+                "",
+                "",
+                _interval(report[which]),
+                str(report[which]["n"]),
+            )
     console.print(table)
     for task, row in report["tasks"].items():
         for who in ("candidate_runs", "dpo_runs"):
-            for seed, run in enumerate(row[who]):
+            for seed, run in zip(report["seeds"], row[who], strict=True):
                 if run["status"] != RunStatus.DONE:
                     console.print(
                         f"[red]{task} seed {seed} {who[:-5]}: {run['status']}[/red] {run['reason']}"

@@ -17,9 +17,10 @@ from discovery.engine import RESTARTABLE
 from discovery.progress import Progress
 from discovery.proposers.errors import ProposerConfigError
 from discovery.proposers.wiring import LLMSettings
-from discovery.runner import RunnerConfig, campaign_leaderboard, create_campaign, run_campaign
+from discovery.runner import RunnerConfig, campaign_report, create_campaign, run_campaign
 from discovery.spec import SpecError, load_spec
 from evaluator.secrets import Secret
+from evaluator.stats import Correlation
 
 
 def runner_config(settings: Settings) -> RunnerConfig:
@@ -146,23 +147,77 @@ def leaderboard(
             )
         campaign_id = campaigns[0].id
     try:
-        rows = campaign_leaderboard(archive, campaign_id)
+        rows, validity = campaign_report(archive, campaign_id)
     except NotFoundError as exc:
         raise click.ClickException(str(exc)) from None
     ranked = [(rank, r) for rank, r in enumerate(rows, 1) if r.has_score or not scored]
     if as_json:
         click.echo(json.dumps([r.as_dict() for _, r in ranked]))
         return
-    table = Table(title=f"campaign {campaign_id} leaderboard (score vs DPO, public tasks)")
-    for column in ("#", "id", "name", "origin", "stage", "score ± spread", "seeds", "held-out"):
+    table = Table(
+        title=f"campaign {campaign_id} leaderboard: score vs DPO [95% interval] (n seeds); "
+        "public = selection seeds, held-out fresh = seeds never selected on"
+    )
+    for column in ("#", "id", "name", "origin", "stage", "public", "held-out", "held-out fresh"):
         table.add_column(column)
+    table.add_column("verdict")
     for rank, r in ranked[:limit]:
-        score = f"{r.score:+.4f} ± {r.spread:.4f}" if r.score is not None else r.status
-        held = f"{r.held_out_score:+.4f}" if r.held_out_score is not None else "-"
-        table.add_row(
-            str(rank), str(r.id), r.name, r.origin, r.stage or "-", score, str(r.seeds), held
+        public = (
+            interval(r.score, r.score_low, r.score_high, r.seeds)
+            if r.score is not None
+            else r.status
         )
-    Console().print(table)
+        table.add_row(
+            str(rank),
+            str(r.id),
+            r.name,
+            r.origin,
+            r.stage or "-",
+            public,
+            interval(r.held_out_score, r.held_out_low, r.held_out_high, r.held_out_seeds),
+            interval(
+                r.fresh_held_out_score,
+                r.fresh_held_out_low,
+                r.fresh_held_out_high,
+                r.fresh_held_out_seeds,
+            ),
+            _VERDICT.get(r.confirmation, r.confirmation),
+        )
+    console = Console()
+    console.print(table)
+    confirmed = [r for r in rows if r.origin != "baseline" and r.confirmation == "confirmed"]
+    if confirmed:
+        names = ", ".join(f"#{r.id} {r.name}" for r in confirmed[:5])
+        console.print(f"confirmed discoveries (held-out, fresh seeds, above DPO): {names}")
+    else:
+        console.print(
+            "no confirmed discovery: no proposed loss beats DPO on held-out tasks on fresh "
+            "seeds with its 95% interval above 0"
+        )
+    for stage, c in validity.public_vs_held_out.items():
+        console.print(f"proxy validity at {stage}: Spearman(public, held-out) {correlation(c)}")
+    for pair, c in validity.between_stages.items():
+        console.print(f"stage agreement {pair}: Spearman {correlation(c)}")
+
+
+_VERDICT = {"confirmed": "[green]confirmed[/green]", "overfit": "[red]overfit[/red]"}
+
+
+def interval(score: float | None, low: float | None, high: float | None, n: int) -> str:
+    """`+0.0123 [-0.0040, +0.0286] (4)`; the mean alone below 2 seeds; `-` without a score."""
+    if score is None:
+        return "-"
+    if low is None or high is None:
+        return f"{score:+.4f} ({n})"
+    return f"{score:+.4f} [{low:+.4f}, {high:+.4f}] ({n})"
+
+
+def correlation(c: Correlation) -> str:
+    if c.rho is None:
+        return f"- (n = {c.n}, too few candidates)"
+    if c.low is None or c.high is None:
+        return f"{c.rho:+.2f} (n = {c.n})"
+    return f"{c.rho:+.2f} [{c.low:+.2f}, {c.high:+.2f}] (n = {c.n})"
 
 
 @click.command()

@@ -89,6 +89,11 @@ class TinyLMConfig:
     # reference log-probs and samples: ~1.6 s per task and seed) is split 16 ways. On a GPU,
     # raise it (by the same ~12 MB per copy, K = 256 needs about 3 GB).
     population_size: int = 16
+    # DPO's reward-KL frontier (evaluator.frontier): the betas DPO also trains at, besides `beta`,
+    # under each task and seed, so candidates are scored against DPO at their own KL. Wide enough
+    # that candidates rarely fall outside it (x1/4 .. x16 of the default beta); each one is one
+    # more DPO run per task and seed, shared by every candidate of a campaign.
+    frontier_betas: tuple[float, ...] = (0.25, 0.5, 2.0, 4.0, 8.0, 16.0)
     model: ModelConfig = field(default_factory=ModelConfig)  # shape of policy and reference
     sft: SFTConfig = field(default_factory=SFTConfig)  # how the reference is fine-tuned
 
@@ -109,6 +114,8 @@ class TinyLMConfig:
             )
         if min(self.max_steps, self.num_eval_pairs, self.num_eval_prompts) < 1:
             raise ValueError("max_steps, num_eval_pairs and num_eval_prompts must be >= 1")
+        if any(not b > 0 for b in self.frontier_betas):
+            raise ValueError(f"frontier_betas must all be > 0, got {list(self.frontier_betas)}")
         if self.population_size < 1:
             raise ValueError(f"population_size must be >= 1, got {self.population_size}")
 

@@ -148,6 +148,11 @@ def test_start_follow_read_the_leaderboard_and_export(
     assert {"baseline", "evolve"} <= origins
     dpo = next(r for r in board["rows"] if r["name"] == "dpo")
     assert dpo["score"] == 0.0 and dpo["seeds"] == 2
+    assert (dpo["score_low"], dpo["score_high"], dpo["confirmation"]) == (0.0, 0.0, "unconfirmed")
+    # A bandit-only campaign has no held-out task: nothing can be confirmed, and it says so.
+    assert campaign["confirmed"] == 0
+    assert campaign["validity"]["public_vs_held_out"] == {}
+    assert campaign["validity"]["between_stages"] == {}
     # The same rows as `lossforge leaderboard --json`, ranked.
     archive = open_archive(api.settings.database_url)
     try:

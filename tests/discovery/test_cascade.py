@@ -36,9 +36,13 @@ class World:
     ledger: Ledger
     cascade: Cascade
 
-    def candidate(self, name: str, origin: str = "evolve") -> int:
+    def candidate(self, name: str, origin: str = "evolve", parents: list[int] | None = None) -> int:
         record = self.archive.add_candidate(
-            campaign_id=self.campaign_id, name=name, source=DPO_SOURCE, origin=origin
+            campaign_id=self.campaign_id,
+            name=name,
+            source=DPO_SOURCE,
+            origin=origin,
+            parent_ids=parents or [],
         )
         accepted = self.archive.update_candidate(record.id, status=CandidateStatus.ACCEPTED)
         return self.ledger.put_candidate(accepted).id
@@ -141,14 +145,54 @@ def test_elites_get_more_seeds_and_dpo_runs_them_too(store: Archive) -> None:
         (a, "bandit", range(1, 3)),
     ]
     assert world.run(b, 0.6) == [Queue(a, world.spec.stages[1], range(1))]  # b is no elite
-    # The extra seeds refine a's score: it is now the mean over three paired seeds.
+    # The extra seeds are fresh: they confirm a, and never lift it in the field (its selection
+    # score stays the one of seed 0; the leaderboard shows the fresh ones apart).
     world.run(world.cascade.dpo_id, 0.5, seed=1)
     world.run(world.cascade.dpo_id, 0.5, seed=2)
     world.run(a, 0.5, seed=1)
     world.run(a, 0.6, seed=2)
     score = world.cascade.scores[(a, "bandit")]
-    assert score.seeds == 3
-    assert score.score == pytest.approx((0.4 + 0.0 + 0.1) / 3)
+    assert (score.seeds, score.score) == (1, pytest.approx(0.4))
+    assert [e.score for e in world.ledger.of(a, "bandit") if e.seed > 0] == [
+        pytest.approx(0.0),
+        pytest.approx(0.1),
+    ]
+
+
+def add_runs(world: World, candidate_id: int, areas: list[float], first: int = 0) -> list[Queue]:
+    actions = []
+    for seed, area in enumerate(areas, first):
+        actions += world.run(candidate_id, area, seed=seed)
+    return actions
+
+
+def test_promotion_ranks_by_the_lower_bound_not_the_mean(store: Archive) -> None:
+    spec = two_stage_spec(promote_fraction=0.5, seeds=3)
+    world = build(store, spec)
+    add_runs(world, world.cascade.dpo_id, [0.5, 0.5], first=1)  # seed 0 ran in build
+    steady, lucky = world.candidate("steady"), world.candidate("lucky")
+    # steady: +0.10 on every seed; lucky: mean +0.20 from one lucky seed (+0.6, -0.1, +0.1).
+    add_runs(world, steady, [0.6, 0.6, 0.6])
+    actions = add_runs(world, lucky, [1.1, 0.4, 0.6])
+    assert (
+        world.cascade.scores[(lucky, "bandit")].score
+        > world.cascade.scores[(steady, "bandit")].score
+    )
+    assert promoted(actions) == [steady]  # the top half of two, by the interval's low end
+    lucky_score = world.cascade.scores[(lucky, "bandit")]
+    assert lucky_score.low is not None and lucky_score.low < 0 < lucky_score.high
+
+
+def test_elites_are_drawn_across_lineages(store: Archive) -> None:
+    world = build(store, two_stage_spec(promote_fraction=1.0, elites=2, elite_seeds=2))
+    root = world.candidate("root")
+    child = world.candidate("child", parents=[root])  # one idea, twice
+    other = world.candidate("other")
+    actions = world.run(root, 0.9) + world.run(child, 0.8) + world.run(other, 0.6)
+    elected = [q.candidate_id for q in actions if q.stage.name == "bandit"]
+    assert world.cascade.lineage(child) == root
+    # root leads; child is second best but of root's line, so other is the second elite.
+    assert set(elected) - {world.cascade.dpo_id} == {root, other}
 
 
 def test_a_resumed_cascade_repeats_no_decision(world: World) -> None:

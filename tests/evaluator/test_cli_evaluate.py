@@ -59,7 +59,49 @@ def test_evaluate_reports_the_score_vs_dpo_per_task(tmp_path: Path) -> None:
         assert len(row["candidate_runs"]) == len(row["dpo_runs"]) == 2
         assert row["score"] is not None and row["spread"] >= 0.0
         diff = row["candidate_mean"] - row["dpo_mean"]
-        assert abs(diff - row["score"]) < 1e-9  # the score is the paired mean difference
+        assert abs(diff - row["score"]) < 1e-6  # the score is the paired mean difference
+        assert row["n"] == 2 and row["score_low"] <= row["score"] <= row["score_high"]
+
+
+def test_evaluate_confirms_on_fresh_seeds_public_and_held_out_apart(tmp_path: Path) -> None:
+    (tmp_path / "mine.py").write_text(HINGE_PLUS)
+    (tmp_path / "tiny.yaml").write_text(
+        "max_steps: 4\nnum_train_pairs: 128\nnum_eval_pairs: 16\nnum_eval_prompts: 32\n"
+        "frontier_betas: [0.5, 2.0]\n"
+    )
+    result = _run(
+        tmp_path,
+        "mine.py",
+        "--stage",
+        "tinylm",
+        "--config",
+        "tiny.yaml",
+        "--task",
+        "arithmetic",
+        "--task",
+        "sentiment",
+        "--seeds",
+        "2",
+        "--seed-start",
+        "7",
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["seeds"] == [7, 8]
+    assert (
+        report["tasks"]["sentiment"]["held_out"] and not report["tasks"]["arithmetic"]["held_out"]
+    )
+    for which, task in (("public", "arithmetic"), ("held_out", "sentiment")):
+        pooled, row = report[which], report["tasks"][task]
+        assert pooled["n"] == 2
+        assert pooled["score"] == row["score"]  # one task of each kind: the same numbers
+        assert pooled["score_low"] <= pooled["score"] <= pooled["score_high"]
+    # DPO's runs carry its frontier: beta 1 and the two grid betas, KL and reward each.
+    dpo = report["tasks"]["arithmetic"]["dpo_runs"][0]["metrics"]
+    assert {k for k in dpo if k.startswith("frontier/")} == {
+        f"frontier/beta={b}/{m}" for b in ("0.5", "1.0", "2.0") for m in ("kl", "reward")
+    }
 
 
 def test_a_rejected_loss_is_not_trained(tmp_path: Path) -> None:

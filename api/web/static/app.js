@@ -60,6 +60,18 @@
     const s = `${score >= 0 ? "+" : ""}${Number(score).toFixed(4)}`;
     return spread == null ? s : `${s} ± ${Number(spread).toFixed(4)}`;
   }
+  // `+0.0123 [−0.0040, +0.0286] n=4`: a paired score vs DPO with its 95% interval and n.
+  function fmtInterval(score, low, high, n) {
+    if (score == null) return "—";
+    const f = (x) => `${x >= 0 ? "+" : ""}${Number(x).toFixed(4)}`;
+    return low == null || high == null ? `${f(score)} n=${n ?? 0}` : `${f(score)} [${f(low)}, ${f(high)}] n=${n}`;
+  }
+  const VERDICT = { confirmed: "confirmed", overfit: "overfit", unconfirmed: "unconfirmed" };
+  function fmtRho(c) {
+    if (!c || c.rho == null) return `— (n=${c ? c.n : 0}, too few candidates)`;
+    const f = (x) => `${x >= 0 ? "+" : ""}${Number(x).toFixed(2)}`;
+    return c.low == null ? `${f(c.rho)} (n=${c.n})` : `${f(c.rho)} [${f(c.low)}, ${f(c.high)}] (n=${c.n})`;
+  }
   function fmtNumber(x) {
     if (typeof x !== "number") return String(x);
     if (Number.isInteger(x)) return String(x);
@@ -344,6 +356,9 @@
         ["status", [c.status, c.reason ? ` — ${c.reason}` : ""]],
         ["candidates", [total, breakdown ? ` (${breakdown})` : ""]],
         ["best discovered", best],
+        ["confirmed", c.confirmed ? `${c.confirmed} (beat DPO on held-out tasks, fresh seeds)` : "none: no discovery holds up on held-out tasks and fresh seeds yet"],
+        ["proxy validity", Object.entries((c.validity || {}).public_vs_held_out || {}).map(([stage, r]) => `${stage}: Spearman(public, held-out) ${fmtRho(r)}`).join("; ") || "—"],
+        ["stage agreement", Object.entries((c.validity || {}).between_stages || {}).map(([pair, r]) => `${pair}: ${fmtRho(r)}`).join("; ") || "—"],
         ["budget used", budgetText(c.budget)],
         ["stages", (c.stages || []).join(" → ") || "—"],
         ["seed", String(c.seed)],
@@ -506,9 +521,10 @@
         h("td", {}, candidateLink(r.id, r.name), baseline ? [" ", badge("baseline", "baseline-mark")] : null),
         h("td", {}, r.origin),
         h("td", {}, r.stage ?? "—"),
-        h("td", { class: "num score" }, fmtScore(r.score, r.spread)),
-        h("td", { class: "num" }, r.seeds ?? "—"),
-        h("td", { class: "num" }, fmtScore(r.held_out_score)),
+        h("td", { class: "num score" }, fmtInterval(r.score, r.score_low, r.score_high, r.seeds)),
+        h("td", { class: "num held-out" }, fmtInterval(r.held_out_score, r.held_out_low, r.held_out_high, r.held_out_seeds)),
+        h("td", { class: "num fresh" }, fmtInterval(r.fresh_held_out_score, r.fresh_held_out_low, r.fresh_held_out_high, r.fresh_held_out_seeds)),
+        h("td", { class: "verdict" }, badge(VERDICT[r.confirmation] || "unconfirmed", "verdict")),
         h("td", {}, badge(r.status, "status")));
     });
     const last = Math.min(lb.offset + lb.rows.length, lb.total);
@@ -518,7 +534,7 @@
       h("button", { type: "button", disabled: last >= lb.total, onclick: () => goTo(lb.offset + lb.limit) }, "Next →"));
     return h("div", {},
       h("table", { class: "data leaderboard" },
-        h("thead", {}, h("tr", {}, ["rank", "id", "name", "origin", "stage", "score vs DPO ± spread", "seeds", "held-out", "status"].map((t) => h("th", {}, t)))),
+        h("thead", {}, h("tr", {}, ["rank", "id", "name", "origin", "stage", "public vs DPO [95%] n", "held-out", "held-out, fresh seeds", "verdict", "status"].map((t) => h("th", {}, t)))),
         h("tbody", {}, rows)),
       pager);
   }
@@ -591,8 +607,10 @@
     const facts = [
       ["origin", c.origin],
       ["status", [badge(c.status, "status"), c.reason ? ` ${c.reason}` : ""]],
-      ["score vs DPO", row ? `${fmtScore(row.score, row.spread)} at ${row.stage ?? "—"} (rank ${row.rank ?? "—"}, ${row.seeds ?? 0} seeds)` : "—"],
-      ["held-out score", row ? fmtScore(row.held_out_score) : "—"],
+      ["score vs DPO", row ? `${fmtInterval(row.score, row.score_low, row.score_high, row.seeds)} at ${row.stage ?? "—"} (rank ${row.rank ?? "—"})` : "—"],
+      ["held-out score", row ? fmtInterval(row.held_out_score, row.held_out_low, row.held_out_high, row.held_out_seeds) : "—"],
+      ["held-out, fresh seeds", row ? fmtInterval(row.fresh_held_out_score, row.fresh_held_out_low, row.fresh_held_out_high, row.fresh_held_out_seeds) : "—"],
+      ["verdict", row ? badge(VERDICT[row.confirmation] || "unconfirmed", "verdict") : "—"],
       ["parents", c.parent_ids && c.parent_ids.length ? c.parent_ids.flatMap((p, i) => [i ? ", " : "", candidateLink(p)]) : "—"],
       ["duplicate of", c.duplicate_of != null ? candidateLink(c.duplicate_of) : null],
       ["island", c.island],
