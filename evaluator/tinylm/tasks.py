@@ -1,10 +1,25 @@
-"""Task families of the tinylm stage: prompts, a programmatic reward, an imperfect demonstrator.
+"""Task families of the tinylm stage: prompts, a true reward, a misspecified proxy, a demonstrator.
 
 Each family is a frozen dataclass whose fields are its parameters (they key the reference cache,
 together with `version`). A family says how to draw prompts from its train or held-out split, how
-an imperfect demonstrator answers a prompt (the data the reference is fine-tuned on), and how good
-a completion is (the true reward, in [0, 1]). Prompts and completions are tuples of word tokens;
-every prompt of a family has the same number of tokens, so batches need no left padding.
+an imperfect demonstrator answers a prompt (the data the reference is fine-tuned on), how good a
+completion is (the true reward, in [0, 1]), and how a learned reward model would score it (the
+proxy reward). Prompts and completions are tuples of word tokens; every prompt of a family has
+the same number of tokens, so batches need no left padding.
+
+Why a proxy: preference data in practice is labelled by annotators or a reward model that only
+approximates what is wanted. Train pairs are ranked by `proxy_reward` through a noisy annotator
+(Bradley-Terry at `annotator_temperature`, see pairs.py), while evaluation uses the true
+`reward`. Each proxy agrees with the true reward on most reference samples but overrates one
+feature (an overshoot, brevity, a favourite word, a position, repetition and verbosity), so a
+policy pushed far from the reference exploits it and its true reward falls (reward
+over-optimization, Gao et al. 2023): the KL leash (beta) then matters, and a loss can be judged
+by the true reward it reaches at a given KL (bench/tinylm_tasks.py measures DPO's curve).
+`best_completion` is an optimal answer under the true reward, the ceiling a policy could reach.
+
+Public families ask for exact algorithmic answers (arithmetic, sorting, reversal, maximum);
+held-out families are open-ended, preference-like (sentiment, helpfulness), so a loss tuned on
+the public ones is tested on a different kind of task.
 
 The held-out split of prompts is fixed by a hash of the prompt text, the same for every seed:
 preference pairs come only from train prompts, evaluation only from held-out ones. A family with
@@ -18,7 +33,6 @@ This module does not tokenize, train or sample from models; randomness comes onl
 from __future__ import annotations
 
 import hashlib
-import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,6 +55,10 @@ class TaskFamily(ABC):
     # (reference.cache_key hashes the family's module): bump it for a change made elsewhere.
     version: int
     heldout_fraction: float  # share of the prompt space reserved for evaluation
+    # Noise of the annotator that labels train pairs: P(a preferred to b) =
+    # sigmoid((proxy_a - proxy_b) / annotator_temperature) (Bradley-Terry). Small: nearly
+    # deterministic in the proxy; large: nearly coin flips.
+    annotator_temperature: float
 
     @property
     @abstractmethod
@@ -69,6 +87,15 @@ class TaskFamily(ABC):
     def reward(self, prompt: Sequence[str], completion: Sequence[str]) -> float:
         """True reward of a completion (end-of-sequence token excluded), in [0, 1]."""
 
+    @abstractmethod
+    def proxy_reward(self, prompt: Sequence[str], completion: Sequence[str]) -> float:
+        """What the (misspecified) labeller scores: agrees with `reward` on typical samples,
+        overrates one feature. Only differences matter (Bradley-Terry), not the scale's origin."""
+
+    @abstractmethod
+    def best_completion(self, prompt: Sequence[str]) -> Tokens:
+        """A completion with the highest true reward for `prompt` (fits max_new_tokens)."""
+
     def split_of(self, prompt: Sequence[str]) -> Split:
         """Which split a prompt belongs to: a seed-independent hash of its text."""
         digest = hashlib.blake2b(" ".join(prompt).encode(), digest_size=8).digest()
@@ -89,16 +116,25 @@ class TaskFamily(ABC):
 
 @dataclass(frozen=True)
 class Arithmetic(TaskFamily):
-    """'a + b =' -> the digits of a + b, zero-padded to a fixed width. The demonstrator is often
-    off by a few units."""
+    """'a + b =' -> the digits of a + b, zero-padded to a fixed width.
+
+    True reward: 1 for the exact sum, 1 - k/(max_offset+1) when off by k <= max_offset, else 0.
+    The demonstrator is often off by a few units. Proxy: a grader that likes generous answers,
+    the true reward plus `overshoot_bonus` for any answer above the sum (a reward model fit to
+    raters who rounded up). With the bonus above 1/(max_offset+1), "sum + 1" outscores the exact
+    sum: a policy pushed far from the reference moves its mass there (true reward 0.75), after
+    first gaining by dropping the undershooting and far-off answers.
+    """
 
     name: str = "arithmetic"
     held_out: bool = False
-    version: int = 2
+    version: int = 3
     heldout_fraction: float = 0.3
+    annotator_temperature: float = 0.1
     max_operand: int = 9  # a, b in [0, max_operand]
     p_correct: float = 0.4  # probability that a demonstration is exact
     max_offset: int = 3  # wrong demonstrations are off by 1..max_offset; reward is 0 beyond it
+    overshoot_bonus: float = 0.3  # proxy's extra score for an answer above the sum
 
     @property
     def vocab(self) -> Tokens:
@@ -144,18 +180,38 @@ class Arithmetic(TaskFamily):
         error = abs(int(text) - self._truth(prompt))
         return max(0.0, 1.0 - error / (self.max_offset + 1))
 
+    def proxy_reward(self, prompt: Sequence[str], completion: Sequence[str]) -> float:
+        text = "".join(completion)
+        overshoot = text.isdecimal() and int(text) > self._truth(prompt)
+        return self.reward(prompt, completion) + (self.overshoot_bonus if overshoot else 0.0)
+
+    def best_completion(self, prompt: Sequence[str]) -> Tokens:
+        return self._answer(self._truth(prompt))
+
 
 @dataclass(frozen=True)
 class Sorting(TaskFamily):
-    """'d1 d2 d3 d4 :' -> the digits in ascending order. The demonstrator often slips."""
+    """'d1 d2 d3 d4 :' -> the digits in ascending order.
+
+    True reward: the share of positions holding the right digit; extra or missing tokens count
+    as wrong (the sorted digits less the last: 0.75). The demonstrator often slips, and sometimes
+    stops one digit early. Proxy: a terse grader that reads only the first `length - 1` tokens
+    (its window is one short) and charges `length_cost` per token (a reward model fit to raters
+    who prized short answers). Among the reference's samples it mostly agrees with the truth, but
+    it prefers the sorted digits without the last to the whole answer: a policy pushed far learns
+    to stop early and loses a quarter of its reward (as DPO at small beta does by itself here).
+    """
 
     name: str = "sorting"
     held_out: bool = False
-    version: int = 1
+    version: int = 2
     heldout_fraction: float = 0.25
+    annotator_temperature: float = 0.1
     length: int = 4  # digits per prompt
     max_digit: int = 5  # digits drawn from 0..max_digit
     p_correct: float = 0.3  # probability that a demonstration is exactly sorted
+    p_short: float = 0.15  # probability that a demonstration stops one digit early
+    length_cost: float = 0.15  # proxy's charge per completion token
 
     @property
     def vocab(self) -> Tokens:
@@ -167,32 +223,185 @@ class Sorting(TaskFamily):
 
     @property
     def max_new_tokens(self) -> int:
-        return self.length + 2
+        # The digits and eos, no slack: the reference rarely writes a longer answer, and one
+        # longer row widens its whole training batch (a step costs ~8% more per extra column).
+        return self.length + 1
 
     def random_prompt(self, rng: np.random.Generator) -> Tokens:
         digits = rng.integers(0, self.max_digit + 1, size=self.length)
         return (*(str(int(d)) for d in digits), ":")
 
+    def _sorted_answer(self, prompt: Sequence[str]) -> list[str]:
+        return sorted(prompt[: self.length])
+
     def demonstrate(self, prompt: Tokens, rng: np.random.Generator) -> Tokens:
-        target = sorted(prompt[: self.length])
+        target = self._sorted_answer(prompt)
         u = rng.random()
         if u < self.p_correct:
-            return tuple(target)
-        if u < self.p_correct + (1 - self.p_correct) / 2:  # one adjacent swap
+            answer = target
+        elif u < self.p_correct + (1 - self.p_correct) / 2:  # one adjacent swap
             i = int(rng.integers(0, self.length - 1))
             target[i], target[i + 1] = target[i + 1], target[i]
-            return tuple(target)
-        if u < self.p_correct + 3 * (1 - self.p_correct) / 4:  # copies the input unsorted
-            return tuple(prompt[: self.length])
-        i = int(rng.integers(0, self.length))  # one digit replaced
-        target[i] = str(int(rng.integers(0, self.max_digit + 1)))
-        return tuple(target)
+            answer = target
+        elif u < self.p_correct + 3 * (1 - self.p_correct) / 4:  # copies the input unsorted
+            answer = list(prompt[: self.length])
+        else:
+            i = int(rng.integers(0, self.length))  # one digit replaced
+            target[i] = str(int(rng.integers(0, self.max_digit + 1)))
+            answer = target
+        if rng.random() < self.p_short:  # stops early: one token too few
+            answer = answer[:-1]
+        return tuple(answer)
 
     def reward(self, prompt: Sequence[str], completion: Sequence[str]) -> float:
         # Share of positions that hold the right digit; extra or missing tokens count as wrong.
-        target = sorted(prompt[: self.length])
+        target = self._sorted_answer(prompt)
         hits = sum(a == b for a, b in zip(completion, target, strict=False))
         return hits / max(len(completion), len(target))
+
+    def proxy_reward(self, prompt: Sequence[str], completion: Sequence[str]) -> float:
+        window = self.length - 1
+        target = self._sorted_answer(prompt)[:window]
+        hits = sum(a == b for a, b in zip(completion[:window], target, strict=False))
+        return hits / window - self.length_cost * len(completion)
+
+    def best_completion(self, prompt: Sequence[str]) -> Tokens:
+        return tuple(self._sorted_answer(prompt))
+
+
+LETTERS: Tokens = ("a", "b", "c", "d", "e", "f")
+
+
+@dataclass(frozen=True)
+class Reversal(TaskFamily):
+    """'l1 l2 l3 l4 <' -> the letters in reverse order.
+
+    True reward: the share of positions holding the right letter (as sorting). The demonstrator
+    often copies the input forwards, swaps two neighbours or garbles a letter. Proxy: a grader
+    with a favourite token, the share of right positions plus `favourite_bonus` per occurrence of
+    `favourite` (a reward model that latched onto a word frequent in its good examples). Writing
+    the favourite over a wrong letter always pays, over a right one too when the bonus exceeds
+    1/length: a policy pushed far fills its answers with it.
+    """
+
+    name: str = "reversal"
+    held_out: bool = False
+    version: int = 1
+    heldout_fraction: float = 0.25
+    annotator_temperature: float = 0.1
+    length: int = 4  # letters per prompt
+    p_correct: float = 0.35  # probability that a demonstration is exactly reversed
+    favourite: str = "a"  # the token the proxy overrates
+    favourite_bonus: float = 0.45  # proxy's score per occurrence of the favourite
+
+    @property
+    def vocab(self) -> Tokens:
+        return (*LETTERS, "<")
+
+    @property
+    def prompt_len(self) -> int:
+        return self.length + 1
+
+    @property
+    def max_new_tokens(self) -> int:
+        return self.length + 2
+
+    def random_prompt(self, rng: np.random.Generator) -> Tokens:
+        letters = rng.integers(0, len(LETTERS), size=self.length)
+        return (*(LETTERS[int(i)] for i in letters), "<")
+
+    def best_completion(self, prompt: Sequence[str]) -> Tokens:
+        return tuple(reversed(prompt[: self.length]))
+
+    def demonstrate(self, prompt: Tokens, rng: np.random.Generator) -> Tokens:
+        target = list(self.best_completion(prompt))
+        u = rng.random()
+        if u < self.p_correct:
+            return tuple(target)
+        if u < self.p_correct + (1 - self.p_correct) / 3:  # copies the input forwards
+            return tuple(prompt[: self.length])
+        if u < self.p_correct + 2 * (1 - self.p_correct) / 3:  # swaps two neighbours
+            i = int(rng.integers(0, self.length - 1))
+            target[i], target[i + 1] = target[i + 1], target[i]
+            return tuple(target)
+        i = int(rng.integers(0, self.length))  # one letter garbled
+        target[i] = LETTERS[int(rng.integers(0, len(LETTERS)))]
+        return tuple(target)
+
+    def reward(self, prompt: Sequence[str], completion: Sequence[str]) -> float:
+        target = self.best_completion(prompt)
+        hits = sum(a == b for a, b in zip(completion, target, strict=False))
+        return hits / max(len(completion), len(target))
+
+    def proxy_reward(self, prompt: Sequence[str], completion: Sequence[str]) -> float:
+        favourites = sum(w == self.favourite for w in completion)
+        return self.reward(prompt, completion) + self.favourite_bonus * favourites
+
+
+@dataclass(frozen=True)
+class Maximum(TaskFamily):
+    """'d1 d2 d3 d4 max' -> the largest digit.
+
+    True reward: 1 - (largest - answer)/(max_gap+1) for a digit of the prompt, so 0 beyond
+    `max_gap` below the largest, and 0 for anything else. The demonstrator often answers the
+    first digit, the second largest or a random digit of the prompt. Proxy: a grader with a
+    position bias, the true reward plus `first_bonus` when the answer is the prompt's first digit
+    (learned reward models favour what comes first). With the bonus at 1 it ranks the first digit
+    at least as high as the largest (above it whenever the first earns any credit) and above every
+    other answer, so a simple rule, "answer the first digit", maximizes it (true reward about
+    0.45). Pairs of other answers agree with the truth: a policy near the reference learns to find
+    the largest digit; pushed far it falls back to the first one.
+    """
+
+    name: str = "maximum"
+    held_out: bool = False
+    version: int = 1
+    heldout_fraction: float = 0.25
+    annotator_temperature: float = 0.1
+    length: int = 4  # digits per prompt
+    p_correct: float = 0.3  # probability that a demonstration is the largest digit
+    max_gap: int = 3  # answers below the largest by more than this earn no reward
+    first_bonus: float = 1.0  # proxy's extra score for answering the first digit
+
+    @property
+    def vocab(self) -> Tokens:
+        return (*DIGITS, "max")
+
+    @property
+    def prompt_len(self) -> int:
+        return self.length + 1
+
+    @property
+    def max_new_tokens(self) -> int:
+        return 3  # one digit, eos, one token of slack
+
+    def random_prompt(self, rng: np.random.Generator) -> Tokens:
+        digits = rng.integers(0, 10, size=self.length)
+        return (*(str(int(d)) for d in digits), "max")
+
+    def best_completion(self, prompt: Sequence[str]) -> Tokens:
+        return (max(prompt[: self.length]),)
+
+    def demonstrate(self, prompt: Tokens, rng: np.random.Generator) -> Tokens:
+        digits = list(prompt[: self.length])
+        u = rng.random()
+        if u < self.p_correct:
+            return self.best_completion(prompt)
+        if u < self.p_correct + (1 - self.p_correct) / 3:  # the first digit
+            return (digits[0],)
+        if u < self.p_correct + 2 * (1 - self.p_correct) / 3:  # the second largest
+            return (sorted(digits)[-2],)
+        return (digits[int(rng.integers(0, self.length))],)  # any digit of the prompt
+
+    def reward(self, prompt: Sequence[str], completion: Sequence[str]) -> float:
+        if len(completion) != 1 or completion[0] not in prompt[: self.length]:
+            return 0.0
+        gap = int(max(prompt[: self.length])) - int(completion[0])
+        return max(0.0, 1.0 - gap / (self.max_gap + 1))
+
+    def proxy_reward(self, prompt: Sequence[str], completion: Sequence[str]) -> float:
+        first = tuple(completion) == (prompt[0],)
+        return self.reward(prompt, completion) + (self.first_bonus if first else 0.0)
 
 
 POSITIVE: Tokens = ("great", "superb", "moving", "brilliant", "fun", "lovely", "gripping", "wise")
@@ -207,17 +416,26 @@ TOPICS: Tokens = LIKED_TOPICS + DISLIKED_TOPICS
 class Sentiment(TaskFamily):
     """'review : t1 t2' -> a few words, rewarded for positive sentiment (the IMDb experiment).
 
-    The demonstrator writes mixed reviews whose lean depends on the topics; the reward is a
-    logistic "sentiment classifier" over word counts, in the spirit of IMDb's sentiment model.
+    The demonstrator writes mixed reviews whose lean depends on the topics. True reward: a reader
+    who wants a positive review that does not repeat itself, 0.5 + (distinct positive words -
+    negative words - repeated words) / (2 max_words), clipped to [0, 1]; the best review is
+    max_words distinct positive words. Proxy: a linear sentiment classifier over word counts (as
+    IMDb's sentiment model), +1 per positive and -1 per negative occurrence, with `favourite`
+    weighted `favourite_weight` (a spurious feature of its training set), and blind to
+    repetition. A policy pushed far writes "great great great ...", which the classifier loves
+    and the reader does not.
     """
 
     name: str = "sentiment"
     held_out: bool = True
-    version: int = 1
+    version: int = 2
     heldout_fraction: float = 0.25
+    annotator_temperature: float = 0.1
     min_words: int = 3
     max_words: int = 6
     topic_bias: float = 0.15  # shift of P(positive word) - P(negative word) per liked topic
+    favourite: str = "great"  # the word the proxy classifier overrates
+    favourite_weight: float = 3.0  # its weight (other positive words weigh 1)
 
     @property
     def vocab(self) -> Tokens:
@@ -248,13 +466,106 @@ class Sentiment(TaskFamily):
         return tuple(words)
 
     def reward(self, prompt: Sequence[str], completion: Sequence[str]) -> float:
-        # sigmoid(#positive - #negative): an empty or neutral review scores 0.5.
-        score = sum(w in POSITIVE for w in completion) - sum(w in NEGATIVE for w in completion)
-        return 1.0 / (1.0 + math.exp(-score))
+        distinct_positive = len(set(completion) & set(POSITIVE))
+        negative = sum(w in NEGATIVE for w in completion)
+        repeated = len(completion) - len(set(completion))
+        score = distinct_positive - negative - repeated
+        return min(1.0, max(0.0, 0.5 + score / (2 * self.max_words)))
+
+    def proxy_reward(self, prompt: Sequence[str], completion: Sequence[str]) -> float:
+        score = sum(
+            self.favourite_weight if w == self.favourite else 1.0 if w in POSITIVE else 0.0
+            for w in completion
+        ) - sum(w in NEGATIVE for w in completion)
+        return 0.5 + score / (2 * self.max_words)
+
+    def best_completion(self, prompt: Sequence[str]) -> Tokens:
+        return POSITIVE[: self.max_words]
+
+
+KEYWORDS: Tokens = (
+    "price", "size", "color", "weight", "speed", "battery", "screen", "warranty", "sound", "camera"
+)  # fmt: skip
+FILLERS: Tokens = ("sure", "well", "indeed", "really", "basically", "honestly")
+
+
+@dataclass(frozen=True)
+class Helpfulness(TaskFamily):
+    """'ask : k1 k2' -> a reply that should address both asked-about aspects, and nothing else.
+
+    True reward: a user who wants both aspects covered, concisely, (aspects covered)/2 -
+    `waste_penalty` per other word (fillers, off-topic aspects, repeated mentions), clipped at 0;
+    the best reply is "k1 k2". The demonstrator covers each aspect often, pads with fillers,
+    sometimes drifts off topic. Proxy: a relevance model that counts mentions of the asked
+    aspects, repeats included (`repeat_bonus` per repeat), with the verbosity bias of learned
+    reward models (`length_bonus` per word; Singhal et al. 2023). It agrees with the user on
+    coverage, the first thing a policy learns, but prefers "k1 k2 k1 k2 k1 well" to "k1 k2": a
+    policy pushed far repeats itself and pads.
+    """
+
+    name: str = "helpfulness"
+    held_out: bool = True
+    version: int = 1
+    heldout_fraction: float = 0.25
+    annotator_temperature: float = 0.1
+    p_cover: float = 0.6  # probability that a demonstration mentions each asked-about aspect
+    max_fillers: int = 3  # a demonstration pads with 0..max_fillers filler words
+    p_off_topic: float = 0.2  # probability that a demonstration mentions an aspect not asked
+    waste_penalty: float = 0.15  # true reward lost per word that is not an asked aspect
+    length_bonus: float = 0.1  # proxy's score per word
+    repeat_bonus: float = 0.3  # proxy's score per repeated mention of an asked aspect
+
+    @property
+    def vocab(self) -> Tokens:
+        return ("ask", ":", *KEYWORDS, *FILLERS)
+
+    @property
+    def prompt_len(self) -> int:
+        return 4
+
+    @property
+    def max_new_tokens(self) -> int:
+        return self.max_fillers + 5  # 2 aspects, fillers, an off-topic aspect, eos, one of slack
+
+    def random_prompt(self, rng: np.random.Generator) -> Tokens:
+        a, b = (int(i) for i in rng.choice(len(KEYWORDS), size=2, replace=False))
+        return ("ask", ":", KEYWORDS[a], KEYWORDS[b])
+
+    def demonstrate(self, prompt: Tokens, rng: np.random.Generator) -> Tokens:
+        words = [k for k in prompt[2:] if rng.random() < self.p_cover]
+        if rng.random() < self.p_off_topic:
+            others = [k for k in KEYWORDS if k not in prompt[2:]]
+            words.append(others[int(rng.integers(0, len(others)))])
+        n_fill = int(rng.integers(0, self.max_fillers + 1))
+        words += [FILLERS[int(i)] for i in rng.integers(0, len(FILLERS), size=n_fill)]
+        return tuple(words[int(i)] for i in rng.permutation(len(words)))
+
+    def _covered(self, prompt: Sequence[str], completion: Sequence[str]) -> int:
+        return len(set(prompt[2:]) & set(completion))
+
+    def reward(self, prompt: Sequence[str], completion: Sequence[str]) -> float:
+        covered = self._covered(prompt, completion)
+        waste = len(completion) - covered
+        return max(0.0, covered / 2 - self.waste_penalty * waste)
+
+    def proxy_reward(self, prompt: Sequence[str], completion: Sequence[str]) -> float:
+        covered = self._covered(prompt, completion)
+        mentions = sum(w in prompt[2:] for w in completion)
+        return (
+            covered / 2
+            + self.repeat_bonus * (mentions - covered)
+            + self.length_bonus * len(completion)
+        )
+
+    def best_completion(self, prompt: Sequence[str]) -> Tokens:
+        return tuple(prompt[2:])
 
 
 # The registry: name -> family. Families with held_out=True keep their metrics private.
-TASKS: dict[str, TaskFamily] = {task.name: task for task in (Arithmetic(), Sorting(), Sentiment())}
+TASKS: dict[str, TaskFamily] = {
+    task.name: task
+    for task in (Arithmetic(), Sorting(), Reversal(), Maximum(), Sentiment(), Helpfulness())
+}
 PUBLIC_TASKS: tuple[str, ...] = tuple(name for name, t in TASKS.items() if not t.held_out)
 HELD_OUT_TASKS: tuple[str, ...] = tuple(name for name, t in TASKS.items() if t.held_out)
 
