@@ -11,7 +11,9 @@ printed); `job_resources` says what CPUs and GPUs a job's task should declare.
 `run_batch` runs several jobs in one call: jobs of a stage with a population trainer (bandit,
 tinylm) that share task, seed and config train together, `population_size` at a time, each getting
 the result `run_job` would give it; other jobs run one at a time. `group_jobs` cuts a list of
-jobs into such batches, for the dispatcher's `submit_batch`.
+jobs into such batches, for the dispatcher's `submit_batch`. A job with `frontier` set (DPO's, at
+tinylm) also trains its loss at each of the config's `frontier_betas` in the same population, and
+its result carries those points (`evaluator.frontier`): the curve every candidate is scored at.
 
 It knows nothing of Ray (see `dispatch`), the archive or scoring.
 """
@@ -237,21 +239,18 @@ def _with_frontiers(
     """The first `n` results, a frontier job's carrying its grid's points (the runs after the
     first `n`) in its metrics; a grid run that failed is left out of the frontier."""
     out = list(results[:n])
+    grid_runs = [(p, beta, run) for (p, beta, _), run in zip(grid, results[n:], strict=True)]
     for position in sorted({p for p, _, _ in grid}):
         main = out[position]
         if main.status is not RunStatus.DONE:
             continue
-        runs = [(config.beta, main)] + [
-            (beta, results[n + k]) for k, (p, beta, _) in enumerate(grid) if p == position
-        ]
+        mine = [(beta, run) for p, beta, run in grid_runs if p == position]
         points: dict[str, float] = {}
-        for beta, run in runs:
+        for beta, run in [(config.beta, main), *mine]:
             if run.status is RunStatus.DONE:
                 points |= point_metrics(beta, run.metrics["kl/ref"], run.metrics["reward/mean"])
         # The grid's time is the frontier job's: summing the evaluations' seconds counts it once.
-        seconds = main.seconds + sum(
-            results[n + k].seconds for k, g in enumerate(grid) if g[0] == position
-        )
+        seconds = main.seconds + sum(run.seconds for _, run in mine)
         out[position] = dataclasses.replace(
             main, metrics={**main.metrics, **points}, seconds=seconds
         )

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from discovery.spec import SpecError, load_spec, parse_spec
+from evaluator.compare import stage_tasks
 from evaluator.jobs import _build  # the conversion a worker applies to a job's config
 from evaluator.scoring import score_metric
 from evaluator.tinylm import TinyLMConfig
@@ -20,6 +21,13 @@ def test_the_quickstart_parses() -> None:
     assert [s.name for s in spec.stages] == ["bandit", "tinylm"]
     assert spec.proposer.kind == "evolve"
     assert spec.budget.candidates is not None
+    # What its claims rest on: >= 4 paired seeds at tinylm, elites confirmed on fresh seeds, on
+    # every task family (>= 4 public, >= 2 held out).
+    tinylm = spec.stages[1]
+    assert tinylm.seeds >= 4 and tinylm.elite_seeds is not None and tinylm.elite_seeds > 4 + 2
+    held = stage_tasks("tinylm", tinylm.config)
+    assert tinylm.tasks is None
+    assert sum(not h for h in held.values()) >= 4 and sum(held.values()) >= 2
 
 
 @pytest.mark.parametrize(
