@@ -16,8 +16,8 @@ make the cut when it finished can still be promoted later as the field grows, an
 promoted from a field too small to rank it; once nothing more can join a stage, a final pass
 promotes at least one.
 
-Elites: the best `elites` candidates of a stage with `elite_seeds` set, at most one per lineage
-(first-parent line), are re-run with DPO on fresh seeds `seeds .. elite_seeds - 1`, every task
+Elites: the best `elites` proposed candidates of a stage with `elite_seeds` set, at most one per
+lineage (first-parent line), are re-run with DPO on fresh seeds `seeds .. elite_seeds - 1`, every task
 of the stage included: the confirmation. Fresh seeds never change a selection score; the
 leaderboard reports them apart (`discovery.scores`).
 
@@ -269,7 +269,13 @@ class Cascade:
             return []
         extra = range(stage.seeds, stage.elite_seeds)
         actions = []
-        for score, cid in self._diverse(self._field(stage))[: stage.elites]:
+        # Discoveries only: a baseline's standing against DPO is context, not worth fresh seeds.
+        proposed = [
+            (score, cid)
+            for score, cid in self._field(stage)
+            if self.ledger.candidates[cid].origin != "baseline"
+        ]
+        for score, cid in self._diverse(proposed)[: stage.elites]:
             mine = self.ledger.of(cid, stage.name)
             if (cid, stage.name) in self._elected or any(e.seed >= stage.seeds for e in mine):
                 continue  # re-evaluated before

@@ -10,6 +10,7 @@ from discovery.archive import Archive, CandidateStatus, EvaluationStatus
 from discovery.cascade import Cascade, Queue
 from discovery.ledger import Ledger
 from discovery.spec import CampaignSpec, parse_spec
+from evaluator.frontier import point_metrics
 from tests.factories import DPO_SOURCE, make_campaign
 
 
@@ -228,3 +229,35 @@ def test_a_candidate_whose_runs_all_failed_is_failed_with_the_reason(world: Worl
     candidate = world.archive.get_candidate(a)
     assert candidate.status is CandidateStatus.FAILED
     assert candidate.reason == "bandit: loss is non-finite at step 3"
+
+
+def test_a_tinylm_run_is_scored_against_dpos_frontier(store: Archive) -> None:
+    world = build(store, two_stage_spec(promote_fraction=0.5))
+    dpo_metrics = {
+        "reward/mean": 0.8,
+        "kl/ref": 2.0,
+        "reward/ref_mean": 0.5,
+        **point_metrics(1.0, 2.0, 0.8),
+        **point_metrics(4.0, 1.0, 0.7),
+    }
+
+    def tinylm(candidate_id: int, metrics: dict[str, float]) -> None:
+        row = world.ledger.put_evaluation(
+            world.archive.add_evaluation(
+                candidate_id=candidate_id, stage="tinylm", task="arithmetic", seed=0
+            )
+        )
+        done = world.archive.finish_evaluation(
+            row.id, status=EvaluationStatus.DONE, metrics=metrics
+        )
+        world.cascade.finished(world.ledger.put_evaluation(done))
+
+    beta4, better = world.candidate("dpo-x4"), world.candidate("better")
+    tinylm(beta4, {"reward/mean": 0.7, "kl/ref": 1.0, "reward/ref_mean": 0.5})
+    tinylm(better, {"reward/mean": 0.75, "kl/ref": 1.0, "reward/ref_mean": 0.5})
+    assert world.ledger.of(beta4, "tinylm")[0].score is None  # waits for DPO's frontier
+    tinylm(world.cascade.dpo_id, dpo_metrics)
+    scores = {cid: world.ledger.of(cid, "tinylm")[0].score for cid in (beta4, better)}
+    # DPO at beta x4 is on the frontier: 0, where reward minus DPO's (at beta 1) said -0.1.
+    assert scores == {beta4: pytest.approx(0.0), better: pytest.approx(0.05)}
+    assert world.ledger.of(world.cascade.dpo_id, "tinylm")[0].score == 0.0
