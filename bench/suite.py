@@ -42,7 +42,9 @@ STEPS: list[tuple[str, list[str]]] = [
         "population_2_threads",
         ["population.py", "--k", "16", "--threads", "2", "--steps", "8", "--repeats", "2"],
     ),
-    ("campaign", ["campaign.py", "--workers", "2"]),
+    # The quickstart takes about 8 minutes since its tinylm stage confirms on fresh seeds against
+    # DPO's beta grid: capped here so that the whole suite stays within 10 minutes.
+    ("campaign", ["campaign.py", "--workers", "2", "--wall-time", "240"]),
     ("api", ["api.py"]),
 ]
 CACHED = {"evaluator", "population", "population_2_threads"}  # take --cache-dir

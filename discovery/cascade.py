@@ -17,8 +17,8 @@ promoted from a field too small to rank it; once nothing more can join a stage, 
 promotes at least one.
 
 Elites: the best `elites` proposed candidates of a stage with `elite_seeds` set, at most one per
-lineage (first-parent line), are re-run with DPO on fresh seeds `seeds .. elite_seeds - 1`, every task
-of the stage included: the confirmation. Fresh seeds never change a selection score; the
+lineage (first-parent line), are re-run with DPO on fresh seeds `seeds .. elite_seeds - 1`, every
+task of the stage included: the confirmation. Fresh seeds never change a selection score; the
 leaderboard reports them apart (`discovery.scores`).
 
 All decisions are written to the archive before the engine acts on them; on resume everything is
