@@ -71,27 +71,29 @@ class Frontier:
     @classmethod
     def build(cls, points: Sequence[Point], *, origin_reward: float | None) -> Frontier:
         """The curve through `points` and, when known, the reference at (0, `origin_reward`)."""
-        # Monte Carlo KL can come out slightly negative near the reference: clip at 0.
-        knots = sorted((max(0.0, p.kl), p.reward) for p in points)
+        # Monte Carlo KL can come out slightly below 0 near the reference; it is kept as
+        # measured, so a candidate that is DPO at a grid beta lands on that very point.
+        knots = sorted((p.kl, p.reward) for p in points)
         if origin_reward is not None:
-            knots.insert(0, (0.0, origin_reward))
+            knots.append((0.0, origin_reward))
+            knots.sort()
         if not knots:
             raise ValueError("a frontier needs at least one point")
         return cls(kls=tuple(k for k, _ in knots), rewards=tuple(r for _, r in knots))
 
     def __call__(self, kl: float) -> float:
-        """F(kl): linear between knots, the reference's reward at 0, flat beyond the last knot
-        (and, without the reference's reward, before the first)."""
-        kl = max(0.0, kl)
-        if kl >= self.kls[-1]:
+        """F(kl): a knot's reward at its KL (the best, should two share one), linear between
+        knots, flat beyond the last and before the first."""
+        hits = [r for k, r in zip(self.kls, self.rewards, strict=True) if k == kl]
+        if hits:
+            return max(hits)
+        if kl > self.kls[-1]:
             return self.rewards[-1]
-        if kl <= self.kls[0]:
+        if kl < self.kls[0]:
             return self.rewards[0]
-        i = bisect.bisect_right(self.kls, kl)  # kls[i-1] <= kl < kls[i]
+        i = bisect.bisect_right(self.kls, kl)  # kls[i-1] < kl < kls[i]
         k0, k1 = self.kls[i - 1], self.kls[i]
         r0, r1 = self.rewards[i - 1], self.rewards[i]
-        if k1 == k0:
-            return max(r0, r1)
         return r0 + (r1 - r0) * (kl - k0) / (k1 - k0)
 
     def beyond(self, kl: float) -> bool:

@@ -80,11 +80,21 @@ def test_frontier_interpolates_through_the_reference_and_dpo_points() -> None:
         [Point(1.0, 2.0, 0.8), Point(0.5, 4.0, 0.7), Point(4.0, 1.0, 0.6)], origin_reward=0.4
     )
     assert f.kls == (0.0, 1.0, 2.0, 4.0)
-    assert f(0.0) == 0.4 and f(-0.1) == 0.4  # Monte Carlo KL below 0 is the reference
+    assert f(0.0) == 0.4 and f(-0.1) == 0.4  # flat before the first knot
     assert f(0.5) == pytest.approx(0.5)  # halfway between the reference and beta 4
     assert f(1.5) == pytest.approx(0.7)
     assert f(3.0) == pytest.approx(0.75)  # over-optimization: reward falls past KL 2
     assert f(9.0) == 0.7 and f.beyond(9.0) and not f.beyond(3.0)  # flat beyond the grid
+
+
+def test_a_point_below_zero_kl_is_kept_as_measured() -> None:
+    # Near the reference, Monte Carlo KL can come out below 0: DPO at that beta must still score
+    # 0, so the point is not moved onto the reference.
+    f = Frontier.build([Point(8.0, -0.02, 0.55), Point(1.0, 1.0, 0.8)], origin_reward=0.5)
+    assert f.kls == (-0.02, 0.0, 1.0)
+    assert f(-0.02) == 0.55 and f(0.0) == 0.5 and f(-1.0) == 0.55
+    # Two points at one KL: the better one is the frontier there.
+    assert Frontier.build([Point(1, 1.0, 0.6), Point(2, 1.0, 0.7)], origin_reward=None)(1.0) == 0.7
 
 
 def test_frontier_points_travel_in_metrics() -> None:

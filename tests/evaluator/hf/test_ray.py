@@ -6,8 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from evaluator.compare import plan, summarize
 from evaluator.dispatch import DispatchConfig, RayDispatcher
+from evaluator.frontier import Frontier, Point
 from evaluator.jobs import JUDGE_API_KEY, EvalJob
 from evaluator.results import RunStatus
 from evaluator.secrets import Secret
@@ -65,8 +68,14 @@ def test_candidate_and_dpo_train_on_workers_and_are_scored_by_reward_and_judge(
     assert all(KEY not in repr(r) for r in results)
     (comparison,) = summarize("hf", jobs, results)
     assert comparison.task == "beta=0.1" and not comparison.held_out
-    expected = candidate.metrics["reward/mean"] - dpo.metrics["reward/mean"]
-    assert comparison.score.score == expected
+    # reward/mean with KL measured: against DPO's frontier, here the line from the reference
+    # (KL 0, its reward) through DPO's one point of the grid, flat beyond it.
+    c, d = candidate.metrics, dpo.metrics
+    frontier = Frontier.build(
+        [Point(0.1, d["kl/ref"], d["reward/mean"])], origin_reward=d["reward/ref_mean"]
+    )
+    expected = c["reward/mean"] - frontier(c["kl/ref"])
+    assert comparison.score.score == pytest.approx(expected, abs=1e-6)
 
 
 def test_two_local_reference_models_on_a_worker(
