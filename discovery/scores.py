@@ -10,9 +10,10 @@ and n (`evaluator.stats`). Seeds are kept apart by purpose (EVALUATION.md, rules
   them, so they give the headline numbers. A stage without public tasks selects nothing, so all
   of its seeds are fresh.
 
-A candidate is `confirmed` when its fresh-seed held-out interval lies above 0, `overfit` when its
-public (selection) score is significantly above 0 and its held-out score significantly below
-(fresh seeds where it has 2 or more, else the selection seeds), and `unconfirmed` otherwise.
+A candidate is `confirmed` when its fresh-seed held-out interval lies above 0 (and its held-out
+interval on the selection seeds does not lie below 0), `overfit` when its public (selection)
+score is significantly above 0 and its held-out score significantly below (fresh seeds where it
+has 2 or more, else the selection seeds), and `unconfirmed` otherwise.
 
 `proxy_validity` says whether selection's proxy predicts held-out results: Spearman's rho between
 public and held-out scores over a stage's candidates, and between consecutive stages' public
@@ -106,7 +107,9 @@ def confirmation(
     public: StageScore, held_out: StageScore, fresh_held_out: StageScore
 ) -> Confirmation:
     """confirmed / overfit / unconfirmed, from the three paired scores (see the module doc)."""
-    if fresh_held_out.paired.above_zero:
+    # Held-out evidence against it on the selection seeds vetoes a confirmation: the claim must
+    # survive every look that was not used to select it.
+    if fresh_held_out.paired.above_zero and not held_out.paired.below_zero:
         return "confirmed"
     held = fresh_held_out if fresh_held_out.seeds >= 2 else held_out
     if public.paired.above_zero and held.paired.below_zero:

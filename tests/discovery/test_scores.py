@@ -73,10 +73,15 @@ def test_confirmed_overfit_and_unconfirmed() -> None:
         *everywhere(4, [0.05, 0.06, 0.07], [0.01, 0.02, 0.03]),
         *runs(4, "sentiment", {3: 0.5}),
     ]
+    evals += [
+        # e: fresh held-out above 0, but its selection-seed held-out says worse: no confirmation.
+        *everywhere(5, [0.05, 0.06, 0.07], [-0.05, -0.06, -0.04]),
+        *runs(5, "sentiment", {3: 0.05, 4: 0.06, 5: 0.04}),
+    ]
     rows = {
         r.name: r
         for r in leaderboard(
-            [candidate(i, n) for i, n in enumerate("abcd", 1)], evals, stages=[TINYLM]
+            [candidate(i, n) for i, n in enumerate("abcde", 1)], evals, stages=[TINYLM]
         )
     }
     assert rows["a"].confirmation == "overfit"
@@ -84,6 +89,8 @@ def test_confirmed_overfit_and_unconfirmed() -> None:
     assert rows["c"].confirmation == "overfit"
     assert rows["d"].confirmation == "unconfirmed"
     assert rows["d"].fresh_held_out_low is None and rows["d"].fresh_held_out_seeds == 1
+    assert rows["e"].confirmation == "unconfirmed"
+    assert rows["e"].fresh_held_out_low is not None and rows["e"].fresh_held_out_low > 0
 
 
 def test_rows_rank_by_the_lower_bound() -> None:
