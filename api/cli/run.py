@@ -155,23 +155,28 @@ def leaderboard(
         click.echo(json.dumps([r.as_dict() for _, r in ranked]))
         return
     table = Table(
-        title=f"campaign {campaign_id} leaderboard: score vs DPO [95% interval] (n seeds); "
-        "public = selection seeds, held-out fresh = seeds never selected on"
+        title=f"campaign {campaign_id} leaderboard: score vs DPO ± 95% interval (n seeds)",
+        caption="public: selection seeds; fresh: held-out tasks on seeds never selected on; "
+        "verdict '-': unconfirmed; baselines dimmed",
+        box=None,
+        padding=(0, 1, 0, 0),  # one space between columns: 80 columns hold every one
+        pad_edge=False,
     )
-    for column in ("#", "id", "name", "origin", "stage", "public", "held-out", "held-out fresh"):
-        table.add_column(column)
-    table.add_column("verdict")
-    for rank, r in ranked[:limit]:
+    # At 80 columns the intervals wrap (the n goes below); names, ranks and verdicts do not.
+    for column in ("id", "name", "stage"):
+        table.add_column(column, no_wrap=True, min_width=len(column))
+    for column in ("public", "held-out", "fresh"):
+        table.add_column(column, min_width=14)
+    table.add_column("verdict", no_wrap=True, min_width=9)
+    for _, r in ranked[:limit]:  # in rank order
         public = (
             interval(r.score, r.score_low, r.score_high, r.seeds)
             if r.score is not None
-            else r.status
+            else r.status.lower()
         )
         table.add_row(
-            str(rank),
             str(r.id),
             r.name,
-            r.origin,
             r.stage or "-",
             public,
             interval(r.held_out_score, r.held_out_low, r.held_out_high, r.held_out_seeds),
@@ -182,6 +187,7 @@ def leaderboard(
                 r.fresh_held_out_seeds,
             ),
             _VERDICT.get(r.confirmation, r.confirmation),
+            style="dim" if r.origin == "baseline" else None,
         )
     console = Console()
     console.print(table)
@@ -200,16 +206,21 @@ def leaderboard(
         console.print(f"stage agreement {pair}: Spearman {correlation(c)}")
 
 
-_VERDICT = {"confirmed": "[green]confirmed[/green]", "overfit": "[red]overfit[/red]"}
+_VERDICT = {
+    "confirmed": "[green]confirmed[/green]",
+    "overfit": "[red]overfit[/red]",
+    "unconfirmed": "-",
+}
 
 
 def interval(score: float | None, low: float | None, high: float | None, n: int) -> str:
-    """`+0.0123 [-0.0040, +0.0286] (4)`; the mean alone below 2 seeds; `-` without a score."""
+    """`+0.0123±0.0163 (4)`: the mean and the half-width of its 95% interval (a t-interval is
+    symmetric; `--json` gives both ends); the mean alone below 2 seeds; `-` without a score."""
     if score is None:
         return "-"
     if low is None or high is None:
         return f"{score:+.4f} ({n})"
-    return f"{score:+.4f} [{low:+.4f}, {high:+.4f}] ({n})"
+    return f"{score:+.4f}±{(high - low) / 2:.4f} ({n})"
 
 
 def correlation(c: Correlation) -> str:
