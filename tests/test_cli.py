@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
+from api.cli import COMMANDS
 from discovery.archive import (
     CandidateStatus,
     EvaluationStatus,
@@ -163,3 +165,30 @@ def test_leaderboard_shows_intervals_confirmation_and_proxy_validity(tmp_path: P
     # Public ranks worse < good < lead, held-out worse < lead < good: rho = 1 - 6 * 2 / 24 = 0.5
     # (3 candidates: too few for an interval).
     assert "Spearman(public, held-out) +0.50 (n = 3)" in table.stdout
+
+
+def test_help_imports_no_heavy_package() -> None:
+    # `lossforge --help` (and a typo) must start at once: no torch, transformers, Ray or sandbox.
+    probe = (
+        "import sys\n"
+        "from api.cli import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('torch', 'transformers', 'ray', 'sandbox')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [os.sys.executable, "-c", probe], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "leaderboard" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_help_lines_are_the_commands_own() -> None:
+    for name, (module, attribute, line) in COMMANDS.items():
+        command = getattr(importlib.import_module(module), attribute)
+        assert command.name == name
+        assert command.get_short_help_str(limit=300) == line

@@ -137,7 +137,8 @@ def run(
 def leaderboard(
     settings: Settings, campaign_id: int | None, as_json: bool, limit: int, scored: bool
 ) -> None:
-    """Candidates ranked by the highest stage reached, then score vs DPO."""
+    """Candidates ranked by the highest stage reached, then the low end of their score's 95%
+    interval vs DPO."""
     archive = open_archive(settings.database_url)
     if campaign_id is None:
         campaigns = archive.list_campaigns()
