@@ -42,7 +42,7 @@ from discovery.runner import (  # noqa: E402
     create_campaign,
     run_campaign,
 )
-from discovery.scores import LeaderboardRow, stage_score  # noqa: E402
+from discovery.scores import LeaderboardRow, selection_scores, shared  # noqa: E402
 from discovery.spec import load_spec  # noqa: E402
 from evaluator.stats import spearman  # noqa: E402
 
@@ -55,7 +55,7 @@ def _held_out_below(row: LeaderboardRow) -> bool:
     return row.held_out_high is not None and row.held_out_high < 0
 
 
-def _campaign(spec: Any, seed: int, workers: int) -> dict[str, Any]:
+def _campaign(spec: Any, seed: int, workers: int, cache_dir: Path) -> dict[str, Any]:
     spec = spec.model_copy(update={"seed": seed})
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
@@ -63,31 +63,21 @@ def _campaign(spec: Any, seed: int, workers: int) -> dict[str, Any]:
         campaign_id = create_campaign(archive, spec)
         started = time.perf_counter()
         status = run_campaign(
-            RunnerConfig(database_url=url, cache_dir=_cache_dir(), local_num_cpus=workers),
+            RunnerConfig(database_url=url, cache_dir=cache_dir, local_num_cpus=workers),
             campaign_id,
         )
         wall = time.perf_counter() - started
         rows, validity = campaign_report(archive, campaign_id)
-        stages = campaign_stages(spec)
-        scores = archive.campaign_scores(campaign_id=campaign_id)
         # (public, held-out) selection-seed scores of the proposed candidates, for pooling.
-        pairs = []
-        judged = next((s for s in reversed(stages) if s.public and s.held_out), None)
         proposed = {r.id for r in rows if r.origin != "baseline"}
-        if judged is not None:
-            by_candidate: dict[int, list[Any]] = {}
-            for e in scores:
-                by_candidate.setdefault(e.candidate_id, []).append(e)
-            for cid in proposed:
-                evals = by_candidate.get(cid, [])
-                p = stage_score(
-                    evals, stage=judged.name, tasks=judged.public, seeds=judged.selection()
-                )
-                h = stage_score(
-                    evals, stage=judged.name, tasks=judged.held_out, seeds=judged.selection()
-                )
-                if p.score is not None and h.score is not None:
-                    pairs.append((p.score, h.score))
+        stages = campaign_stages(spec)
+        public, held = selection_scores(
+            [c for c in archive.candidate_summaries(campaign_id=campaign_id) if c.id in proposed],
+            archive.campaign_scores(campaign_id=campaign_id),
+            stages=stages,
+        )
+        judged = next((s for s in reversed(stages) if s.public and s.held_out), None)
+        pairs = [] if judged is None else shared(public[judged.name], held[judged.name])
         verdicts = sum(
             1
             for r in rows
@@ -123,16 +113,6 @@ def _campaign(spec: Any, seed: int, workers: int) -> dict[str, Any]:
     }
 
 
-_CACHE: list[Path] = []
-
-
-def _cache_dir() -> Path:
-    """One reference cache for every campaign of the run: references depend on the task only."""
-    if not _CACHE:
-        _CACHE.append(Path(tempfile.mkdtemp(prefix="lossforge-bench-cache-")))
-    return _CACHE[0]
-
-
 def _fmt_rho(r: dict[str, Any]) -> str:
     if r["rho"] is None:
         return f"- (n={r['n']})"
@@ -156,7 +136,9 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     spec = load_spec(args.spec)
-    runs = [_campaign(spec, int(s), args.workers) for s in args.seeds.split(",")]
+    # One reference cache for every campaign of the run: references depend on the task only.
+    with tempfile.TemporaryDirectory(prefix="lossforge-bench-cache-") as cache:
+        runs = [_campaign(spec, int(s), args.workers, Path(cache)) for s in args.seeds.split(",")]
 
     pooled_pairs = [tuple(p) for r in runs for p in r["pairs"]]
     pooled_rho = spearman([p for p, _ in pooled_pairs], [h for _, h in pooled_pairs]).as_dict()

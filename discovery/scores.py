@@ -252,14 +252,14 @@ class ProxyValidity:
         }
 
 
-def proxy_validity(
+def selection_scores(
     candidates: Sequence[CandidateRecord | CandidateSummary],
     evaluations: Sequence[Scored],
     *,
     stages: Sequence[StageTasks],
-) -> ProxyValidity:
-    """Rank correlations over the campaign's candidates other than DPO (the yardstick, 0 by
-    construction), on selection seeds."""
+) -> tuple[dict[str, dict[int, float]], dict[str, dict[int, float]]]:
+    """(public, held-out): stage -> candidate id -> its score on selection seeds, for the
+    candidates other than DPO (the yardstick, 0 by construction) that have one."""
     by_candidate = _by_candidate(evaluations)
     public: dict[str, dict[int, float]] = {s.name: {} for s in stages}
     held: dict[str, dict[int, float]] = {s.name: {} for s in stages}
@@ -273,10 +273,26 @@ def proxy_validity(
                     score = stage_score(evals, stage=s.name, tasks=tasks, seeds=s.selection())
                     if score.score is not None:
                         into[s.name][c.id] = score.score
+    return public, held
+
+
+def shared(a: Mapping[int, float], b: Mapping[int, float]) -> list[tuple[float, float]]:
+    """(a, b) score pairs of the candidates both maps hold, by candidate id."""
+    return [(a[i], b[i]) for i in sorted(a.keys() & b.keys())]
+
+
+def proxy_validity(
+    candidates: Sequence[CandidateRecord | CandidateSummary],
+    evaluations: Sequence[Scored],
+    *,
+    stages: Sequence[StageTasks],
+) -> ProxyValidity:
+    """Rank correlations over the campaign's candidates other than DPO, on selection seeds."""
+    public, held = selection_scores(candidates, evaluations, stages=stages)
 
     def rho(a: dict[int, float], b: dict[int, float]) -> Correlation:
-        shared = sorted(a.keys() & b.keys())
-        return spearman([a[i] for i in shared], [b[i] for i in shared])
+        pairs = shared(a, b)
+        return spearman([x for x, _ in pairs], [y for _, y in pairs])
 
     return ProxyValidity(
         public_vs_held_out={
