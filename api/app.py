@@ -3,7 +3,9 @@
 `create_app(settings)` wires the app: on start it opens the archive (upgrading its schema) and
 builds what requests share (the leaderboard cache, the engine launcher, the validation sandbox);
 on stop it pauses the campaigns whose engines it started (they resume later from the archive),
-waits for those engines, and releases the rest. It trains and execs nothing itself: engines run in
+waits for those engines, and releases the rest. `lossforge serve` calls `begin_shutdown` as soon as
+SIGTERM arrives, so campaigns are paused first and event streams end (`app.state.stopping`)
+before uvicorn waits for connections to close. It trains and execs nothing itself: engines run in
 their own processes (launcher.py), candidate code only in the sandbox.
 
 Collaborators can be injected (`launcher`), which tests use to run the API without starting
@@ -15,6 +17,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib.metadata import version
@@ -48,26 +52,33 @@ def default_launcher(settings: Settings) -> LauncherFactory:
         return Launcher(
             env=settings.child_environment(os.environ),
             log_dir=settings.data_dir / "logs",
-            on_exit=lambda cid, code, path: mark_engine_exit(archive, cid, code, path),
+            on_exit=lambda cid, code, path, pid: mark_engine_exit(archive, cid, code, path, pid),
         )
 
     return build
 
 
-def mark_engine_exit(archive: Archive, campaign_id: int, code: int, log_path: Path) -> None:
-    """An engine process that died without recording a stop leaves its campaign FAILED, with why."""
+def mark_engine_exit(
+    archive: Archive, campaign_id: int, code: int, log_path: Path, pid: int | None = None
+) -> None:
+    """An engine process that died without recording a stop leaves its campaign FAILED, with why.
+
+    Not if another engine owns the campaign (this child was refused by the lease, or a newer
+    engine took the campaign over): the lease of process `pid` of this host is the dead one's."""
     how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
     reason = (
         f"the engine process {how} before the campaign stopped (its log: {log_path}); "
         "resume the campaign to continue where it stopped"
     )
-    control.fail(archive, campaign_id, reason)
+    lease = archive.get_campaign(campaign_id).lease
+    mine = lease is not None and lease.pid == pid and lease.host == socket.gethostname()
+    control.fail(archive, campaign_id, reason, dead_owner=lease.owner if mine and lease else None)
 
 
 def create_app(settings: Settings, *, launcher: LauncherFactory | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        archive = open_archive(settings.database_url)
+        archive = open_archive(settings.database_url, lease_ttl_s=settings.lease_ttl_s)
         app.state.archive = archive
         app.state.boards = Boards(archive)
         app.state.launcher = (launcher or default_launcher(settings))(archive)
@@ -76,6 +87,7 @@ def create_app(settings: Settings, *, launcher: LauncherFactory | None = None) -
             yield
         finally:
             _pause_own_campaigns(archive, app.state.launcher)
+            app.state.stopping.set()
             app.state.launcher.close()
             app.state.sandbox.close()
             archive.engine.dispose()
@@ -92,6 +104,7 @@ def create_app(settings: Settings, *, launcher: LauncherFactory | None = None) -
         redoc_url=None,  # ReDoc would load from a CDN
     )
     app.state.settings = settings
+    app.state.stopping = threading.Event()  # set on shutdown: event streams end
     # plotly.min.js is 4.8 MB and a leaderboard page of 500 rows about 0.3 MB: both shrink ~4x.
     # Server-sent events stay uncompressed (the middleware skips text/event-stream, which a
     # compressor would hold back until its buffer fills).
@@ -141,6 +154,27 @@ def _documented_methods(app: FastAPI, path: str) -> list[str]:
         if re.fullmatch(pattern, path):
             return sorted(method.upper() for method in item)
     return []
+
+
+def begin_shutdown(app: FastAPI) -> threading.Thread:
+    """The first step of a server's shutdown (SIGTERM): pause the campaigns whose engines it
+    started, then end the event streams, so that uvicorn's wait for open connections is short.
+    Runs in a thread: a signal handler must not block on the database."""
+
+    def run() -> None:
+        try:
+            archive = getattr(app.state, "archive", None)
+            launcher = getattr(app.state, "launcher", None)
+            if archive is not None and launcher is not None:
+                _pause_own_campaigns(archive, launcher)
+        except Exception:  # shutting down: the lifespan's own pause tries again
+            log.exception("pausing this server's campaigns failed")
+        finally:
+            app.state.stopping.set()
+
+    thread = threading.Thread(target=run, name="lossforge-shutdown", daemon=True)
+    thread.start()
+    return thread
 
 
 def _pause_own_campaigns(archive: Archive, launcher: Launcher) -> None:

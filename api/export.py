@@ -8,9 +8,12 @@ import and holds:
 - the loss function exactly as its proposer wrote it (`loss`, plus a descriptive alias);
 - the probe set the sandbox fingerprinted it on, the per-example losses and policy gradients its
   rebuilt graph computes there, and the fingerprint; `self_check()` reruns the readable function
-  on those inputs in float64 and compares values, gradients and the fingerprint hash;
+  on those inputs in float64 and compares values, gradients and the fingerprint hash, and checks
+  that its gradients are the derivatives of its values (finite differences), which no record
+  can vouch for when the recorded graph itself has a detach trick;
 - `dpo_trainer_class()`: a TRL 1.16 `DPOTrainer` subclass (created on first call, so importing
-  the module does not need TRL) whose `_compute_loss` calls `loss`.
+  the module does not need TRL) whose `_compute_loss` calls `loss` and stops on a non-finite loss
+  or a non-finite gradient w.r.t. the log-probs.
 
 Trust: the expected values come from the candidate's stored graph, rebuilt against the sandbox's
 op allow-list; this process never runs candidate source. The source is only parsed (it passed the
@@ -47,7 +50,12 @@ from sandbox.graph import LossGraph, rebuild_graph
 __all__ = ["ExportError", "ExportedModule", "export_module"]
 
 _WIDTH = 96  # wrap docstring text and data literals here (the project's ruff limit is 100)
-_EXPORTABLE = (CandidateStatus.ACCEPTED, CandidateStatus.EVALUATED, CandidateStatus.FAILED)
+_EXPORTABLE = (
+    CandidateStatus.ACCEPTED,
+    CandidateStatus.EVALUATED,
+    CandidateStatus.FAILED,
+    CandidateStatus.UNSCORED,  # a valid loss whose score is missing through no fault of its own
+)
 # Top-level names the generated module defines itself; the loss function may not take one.
 _MODULE_NAMES = frozenset(
     {

@@ -66,7 +66,8 @@ def _quantize(value):
 
 def self_check(rtol=1e-6, atol=1e-9):
     """Run `loss` on PROBES in float64; raise AssertionError unless it reproduces the recorded
-    losses and policy gradients (within rtol/atol) and their fingerprint hash is FINGERPRINT."""
+    losses and policy gradients (within rtol/atol), its gradients are the derivatives of its
+    values (_check_gradients_follow_values), and their fingerprint hash is FINGERPRINT."""
     lines = [FINGERPRINT_VERSION]
     for index, probe in enumerate(PROBES):
         kwargs = {name: _tensor(name, value) for name, value in probe["inputs"].items()}
@@ -96,6 +97,7 @@ def self_check(rtol=1e-6, atol=1e-9):
                     f"{column} is {actual[i].item()!r} but the archive recorded "
                     f"{expected[i].item()!r} (rtol={rtol}, atol={atol})"
                 )
+        _check_gradients_follow_values(index, probe, kwargs, (pc, pr))
         rows = torch.stack([got[c].to(torch.float64) for c in _COLUMNS], dim=1).tolist()
         lines.extend(" ".join(_quantize(v) for v in row) for row in rows)
     digest = hashlib.sha256("\\n".join(lines).encode()).hexdigest()[:32]
@@ -104,6 +106,52 @@ def self_check(rtol=1e-6, atol=1e-9):
             f"the values hash to fingerprint {digest}, the archive recorded {FINGERPRINT} "
             f"({FINGERPRINT_VERSION}); a value sits on a rounding boundary or the loss changed"
         )
+
+
+_STEP = 1e-5  # finite-difference step on a summed log-prob (float64 resolves ~1e-13 at 300 nats)
+_FD_RTOL, _FD_ATOL = 1e-3, 1e-6
+
+
+def _check_gradients_follow_values(index, probe, kwargs, grads):
+    # The recorded gradients come from the same graph as the recorded values, so a loss built to
+    # show one function and train another (`shown.detach() + (trained - trained.detach())`)
+    # reproduces both. Differentiate the values themselves: for each example and policy input,
+    # d(sum of losses)/dx by central differences must match autograd; beside a kink (relu,
+    # where) one of the one-sided differences does.
+    if not all(bool(g.isfinite().all()) for g in grads):
+        return  # non-finite gradients were compared with the record already
+    base = {name: value.detach() for name, value in kwargs.items()}
+    # ~100 calls on eight numbers each: torch's thread team would only add its start-up cost to
+    # every op (seconds on a busy machine), so they run on one thread; the setting is restored.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            center = float(loss(**base).sum())
+            if not math.isfinite(center):
+                return  # non-finite values were compared with the record already
+            for name, grad in zip(_POLICY_INPUTS, grads, strict=True):
+                for i, g in enumerate(grad.tolist()):
+                    up, down = (_moved_total(base, name, i, step) for step in (_STEP, -_STEP))
+                    central = (up - down) / (2 * _STEP)
+                    slopes = (central, (up - center) / _STEP, (center - down) / _STEP)
+                    if not any(
+                        abs(g - d) <= _FD_ATOL + _FD_RTOL * max(abs(g), abs(d)) for d in slopes
+                    ):
+                        raise AssertionError(
+                            f"probe batch {index} (beta={probe['inputs']['beta']}), example {i}: "
+                            f"the gradient w.r.t. {name} is {g!r} but the values change at "
+                            f"{central!r} per nat there: `loss` trains along another function "
+                            "than the one its values show (a detach or straight-through trick)"
+                        )
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _moved_total(base, name, i, step):
+    moved = base[name].clone()
+    moved[i] += step
+    return float(loss(**{**base, name: moved}).sum())
 
 
 # -- TRL ------------------------------------------------------------------------------------------
@@ -119,7 +167,9 @@ def dpo_trainer_class():
     Built for TRL 1.16, whose per-batch loss hook is DPOTrainer._compute_loss. The policy's summed
     completion log-probs are computed as TRL computes them; the reference log-probs are TRL's
     (precomputed or from ref_model / the initial policy), or with ref_models=[...] those of K
-    reference models, computed every step. The training loss is the mean of `loss`'s (B,) values.
+    reference models, computed every step. The training loss is the mean of `loss`'s (B,) values;
+    a non-finite loss, or a non-finite gradient of it w.r.t. the log-probs, stops training with
+    FloatingPointError.
     """
     import trl  # noqa: PLC0415 (lazy: the loss and the self-check need only torch)
     from trl import DPOTrainer  # noqa: PLC0415
@@ -131,6 +181,27 @@ def dpo_trainer_class():
             f"trl {trl.__version__} is installed: check the losses it logs",
             stacklevel=2,
         )
+
+    def _finite_gradient_guard(step):
+        # A hook on the (2B,) summed log-probs: it sees d(loss)/d(log-prob), the one gradient
+        # `loss` sends into the model, during the backward pass that computes it (no second
+        # backward, nothing retained), for one isfinite over 2B numbers and one sync per step.
+        # A finite loss can still have a NaN or infinite derivative (sqrt or log at 0, a pow of
+        # a negative base); without this check it would reach the weights silently. Under fp16
+        # loss scaling the log-probs are float32 and the scale is finite, so an overflow here
+        # is the loss's, never the scaler's.
+        def guard(grad):
+            bad = ~torch.isfinite(grad)
+            if bool(bad.any()):
+                raise FloatingPointError(
+                    f"the gradient of the loss w.r.t. the policy's log-probs is non-finite at "
+                    f"step {step} ({int(bad.sum())} of {grad.numel()} sequences) although the "
+                    "loss is finite; `loss` has a NaN or infinite derivative there: fix it "
+                    "(clamp before sqrt, log or pow) before training with it"
+                )
+            return grad
+
+        return guard
 
     class ExportedLossDPOTrainer(DPOTrainer):
         """DPOTrainer training with this module's `loss`; see dpo_trainer_class()."""
@@ -193,7 +264,10 @@ def dpo_trainer_class():
             model_kwargs = {k: v for k, v in inputs.items() if k not in _NON_MODEL_KEYS}
             outputs = model(**model_kwargs, labels=labels, use_cache=False, fused_lm_head=True)
             per_token = outputs.log_probs[:, -shift_mask.size(1) :]  # (2B, T-1), 0 elsewhere
-            chosen, rejected = per_token.sum(dim=1).float().chunk(2)  # (B,), (B,)
+            summed = per_token.sum(dim=1).float()  # (2B,)
+            if summed.requires_grad:  # training, not evaluation
+                summed.register_hook(_finite_gradient_guard(self.state.global_step + 1))
+            chosen, rejected = summed.chunk(2)  # (B,), (B,)
             device = chosen.device
             ref_chosen, ref_rejected, refs_chosen, refs_rejected = self._reference_logps(inputs)
             chosen_lengths, rejected_lengths = shift_mask.sum(dim=1).chunk(2)  # (B,) token counts

@@ -6,13 +6,16 @@ starts Ray, a sandbox pool and a proposer, and runs for hours. The launcher star
 campaign started from the API and one started from a terminal behave alike), logs its output to
 `LOG_DIR/campaign-ID.log`, and watches it: a child that exits with an error while its campaign is
 still marked PENDING or RUNNING (killed, out of memory) is reported through `on_exit`, which marks
-the campaign FAILED with the exit code and the log's path, so nothing sits RUNNING forever.
+the campaign FAILED with the exit code and the log's path, so nothing sits RUNNING forever (unless
+another engine owns it: a child refused by the campaign's lease leaves the owner alone).
 
-A resume that arrives while the previous child of the campaign is still winding down waits for it
-to exit first, so one campaign never has two engines. On shutdown the app pauses the campaigns of
-its children through the archive and `close` waits for them (interrupting, then killing, what
-does not stop in time); all state is in the archive, so a paused campaign resumes where it left
-off, from this server or any other.
+One campaign never has two engines: the archive's lease refuses a second one, wherever it runs,
+and a resume that arrives while the previous child of the campaign is still winding down waits
+for it to exit first instead of being refused. On shutdown the app pauses the campaigns of its
+children through the archive and `close` waits for them (interrupting, then killing, what does
+not stop in time); all state is in the archive, so a paused campaign resumes where it left off,
+from this server or any other. A child whose server dies without a shutdown (SIGKILL) notices
+that its parent is gone and pauses itself (discovery/lease.py).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-ExitHandler = Callable[[int, int, Path], None]  # (campaign id, exit code, log file)
+ExitHandler = Callable[[int, int, Path, int], None]  # (campaign id, exit code, log file, pid)
 
 _STOP_GRACE_S = 20.0  # SIGINT first (the engine saves its state), then SIGKILL
 
@@ -119,7 +122,7 @@ class Launcher:
         log.info("campaign %s: engine process %s exited with %s", campaign_id, child.pid, code)
         if code != 0 and self.on_exit is not None and not self._closed:
             try:
-                self.on_exit(campaign_id, code, log_path)
+                self.on_exit(campaign_id, code, log_path, child.pid)
             except Exception:  # the watcher must not die silently; the log keeps the reason
                 log.exception("campaign %s: recording the engine's exit failed", campaign_id)
 

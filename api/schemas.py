@@ -35,10 +35,24 @@ class Best(_Out):
     spread: float = Field(description="Standard deviation of the score over seeds.")
 
 
+class Owner(_Out):
+    """The engine that holds a campaign's lease (one engine per campaign)."""
+
+    host: str
+    pid: int
+    since: datetime = Field(description="When it took the campaign.")
+    heartbeat: datetime = Field(description="Its last sign of life.")
+    expired: bool = Field(description="No heartbeat for longer than the TTL: the engine is gone.")
+
+
 class Campaign(_Out):
     id: int
     name: str
-    status: str = Field(description="PENDING, RUNNING, PAUSED, CANCELLED, FINISHED or FAILED.")
+    status: str = Field(
+        description="PENDING, RUNNING, PAUSED, CANCELLED, FINISHED or FAILED; INTERRUPTED when it "
+        "was running but its engine stopped sending heartbeats (killed, host or database gone): "
+        "resume it from any server or the CLI."
+    )
     reason: str | None = Field(description="Why it stopped, failed or is waiting.")
     seed: int
     created_at: datetime
@@ -47,6 +61,9 @@ class Campaign(_Out):
     budget: Budget
     counts: dict[str, int] = Field(description="Candidates by status (baselines included).")
     running: bool = Field(description="An engine process started by this server is alive.")
+    owner: Owner | None = Field(
+        None, description="The engine that owns the campaign (wherever it runs); null: none."
+    )
 
 
 class Correlation(_Out):

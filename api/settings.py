@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from discovery.archive import DEFAULT_DATABASE_URL, normalize_url
@@ -45,6 +45,12 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("LOSSFORGE_RAY_ADDRESS", "RAY_ADDRESS"),
         description="Address of an existing Ray cluster; unset starts a local Ray instance.",
     )
+    ray_auth_token: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("LOSSFORGE_RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN"),
+        description="The Ray cluster's authentication token (`ray get-auth-token` on its head "
+        "prints it); unset: Ray's own token file (~/.ray/auth_token) where there is one.",
+    )
     llm_base_url: str | None = Field(
         None, description="OpenAI-compatible endpoint, e.g. http://localhost:8001/v1 (vLLM)."
     )
@@ -64,13 +70,43 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Logging level of the entry points."
     )
+    lease_ttl_s: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds after its engine's last heartbeat that a running campaign shows as "
+        "INTERRUPTED and may be taken over by another engine.",
+    )
+    lease_heartbeat_s: float = Field(
+        5.0, gt=0, description="Seconds between an engine's heartbeats (at most half the TTL)."
+    )
+    db_retry_s: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds an engine retries a database that stopped answering before it stops "
+        "(the campaign stays resumable).",
+    )
+    shutdown_grace_s: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds `lossforge serve` waits for open connections (event streams) on "
+        "SIGTERM, after pausing its campaigns.",
+    )
+
+    @model_validator(mode="after")
+    def _heartbeat_fits_ttl(self) -> Settings:
+        if self.lease_heartbeat_s * 2 > self.lease_ttl_s:
+            raise ValueError(
+                f"LOSSFORGE_LEASE_HEARTBEAT_S ({self.lease_heartbeat_s:g}) must be at most half of "
+                f"LOSSFORGE_LEASE_TTL_S ({self.lease_ttl_s:g}), or a live engine would look gone"
+            )
+        return self
 
     @field_validator("database_url")
     @classmethod
     def _normalize_database_url(cls, value: str) -> str:
         return normalize_url(value)
 
-    @field_validator("api_token", "llm_api_key", "judge_api_key")
+    @field_validator("api_token", "llm_api_key", "judge_api_key", "ray_auth_token")
     @classmethod
     def _refuse_placeholders(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and value.get_secret_value().strip().lower() in _PLACEHOLDER_SECRETS:

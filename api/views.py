@@ -92,7 +92,21 @@ def _campaign_fields(
         ),
         "counts": {str(k): v for k, v in counts.items()},
         "running": running,
+        "owner": _owner(record),
     }
+
+
+def _owner(record: CampaignRecord) -> schemas.Owner | None:
+    lease = record.lease
+    if lease is None:
+        return None
+    return schemas.Owner(
+        host=lease.host,
+        pid=lease.pid,
+        since=lease.since,
+        heartbeat=lease.heartbeat,
+        expired=lease.expired,
+    )
 
 
 def leaderboard_row(rank: int, row: LeaderboardRow) -> schemas.LeaderboardRow:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from discovery.archive import Archive
+from discovery.archive import Archive, NewEvent
 from discovery.spec import BudgetSpec
 
 _SAVE_EVERY_S = 2.0  # how often spent budget is written back to the archive
@@ -101,12 +101,10 @@ class BudgetTracker:
         now = self.clock()
         if force or now - self._saved_at >= _SAVE_EVERY_S:
             used = self.spent()
-            self.archive.set_budget_used(self.campaign_id, used)
+            announce = force or now - self._announced_at >= _EVENT_EVERY_S
+            event = NewEvent(self.campaign_id, "budget", {"used": used, "limits": self.limits()})
+            # The spending and its event: one transaction.
+            self.archive.set_budget_used(self.campaign_id, used, event=event if announce else None)
             self._saved_at = now
-            if force or now - self._announced_at >= _EVENT_EVERY_S:
-                self.archive.append_event(
-                    campaign_id=self.campaign_id,
-                    kind="budget",
-                    payload={"used": used, "limits": self.limits()},
-                )
+            if announce:
                 self._announced_at = now

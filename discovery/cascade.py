@@ -8,6 +8,14 @@ finished one is scored; its selection score is the paired mean over the selectio
 (`0 .. seeds - 1`) of the per-seed score averaged over the stage's public tasks, with a 95%
 interval (held-out tasks never decide anything).
 
+A run that can never be scored does not hold a stage open for ever: when DPO's run of its (stage,
+task, seed) has failed with no attempt left open (the engine retries DPO's runs and LOST ones,
+`discovery.retries`), or its own run was LOST past the retries, the candidate's stage is finished
+without it. The stage is then recorded in `unscored` with the reason ("DPO's bandit run on task
+tabular seed 2 failed 3 times: ..."), and a candidate left with no score anywhere is UNSCORED with
+that reason: never silently unranked. The engine does not end such a campaign FINISHED (it stops
+it resumable); a resume re-runs what is missing, and the scores then come in as usual.
+
 Promotion is asynchronous successive halving (ASHA, arXiv 1810.05934) ranked by the lower end of
 that interval, not the mean (a gain on two lucky seeds does not beat a steady one): whenever a
 candidate finishes a stage, the best `floor(promote_fraction * n)` of the `n` candidates that have
@@ -39,6 +47,10 @@ from discovery.spec import CampaignSpec, StageSpec
 from evaluator.compare import stage_tasks
 from evaluator.scoring import StageScore, frontier_tasks, score_metric, versus_dpo
 
+# Statuses a score moves to EVALUATED: waiting, unscored until a resume, or failed before a retry
+# (DPO's runs are retried whatever their failure).
+_UNFINISHED = (CandidateStatus.ACCEPTED, CandidateStatus.UNSCORED, CandidateStatus.FAILED)
+
 
 @dataclass(frozen=True)
 class Queue:
@@ -66,6 +78,9 @@ class Cascade:
         self._promoted: set[tuple[int, str]] = set()
         self._elected: set[tuple[int, str]] = set()
         self.dpo_id = -1  # set by `start`, once the baselines are stored
+        # Stages finished with runs that can never be scored (until a resume re-runs them):
+        # (candidate id, stage name) -> why, naming the first such run.
+        self.unscored: dict[tuple[int, str], str] = {}
         # The metric each stage ranks by (the hf stage's depends on its scoring config).
         self._metrics = {s.name: score_metric(s.name, s.config) for s in spec.stages}
 
@@ -130,7 +145,8 @@ class Cascade:
 
     def _versus_dpo(self, e: EvaluationRecord) -> float | None:
         """`e`'s paired difference to DPO under the same seed; None while DPO's runs it needs
-        are open (or DPO's run of its task failed: there is nothing to pair it with)."""
+        are open (or DPO's run of its task failed: there is nothing to pair it with, see
+        `_unpaired`)."""
         metric = self.metric(e.stage)
         tasks = frontier_tasks(e.stage, e.task, self.stage(e.stage).task_names(), metric)
         runs = {}
@@ -148,13 +164,57 @@ class Cascade:
         grid = [r.metrics for r in runs.values()]
         return versus_dpo(e.stage, metric, e.metrics, runs[e.task].metrics, grid=grid)
 
+    def _unpaired(self, e: EvaluationRecord) -> str | None:
+        """Why the DONE, unscored `e` can never be scored: DPO's run of its stage, task and seed
+        ended failed with no attempt open. None while it may still be (DPO's run is to come)."""
+        dpo = [
+            r for r in self.ledger.at((e.stage, e.task, e.seed)) if r.candidate_id == self.dpo_id
+        ]
+        if not dpo or any(r.status in OPEN or r.status is EvaluationStatus.DONE for r in dpo):
+            return None
+        last = max(dpo, key=lambda r: r.attempt)
+        return (
+            f"DPO's {e.stage} run on task {e.task} seed {e.seed} failed "
+            f"{_times(len(dpo))}: {last.reason or last.status}"
+        )
+
+    @staticmethod
+    def _lost(mine: list[EvaluationRecord]) -> list[str]:
+        """The candidate's own runs whose last attempt was LOST (its worker died) and none
+        finished: they may yet be scored, by a resume."""
+        runs: dict[tuple[str, int], list[EvaluationRecord]] = {}
+        for e in mine:
+            runs.setdefault((e.task, e.seed), []).append(e)
+        out = []
+        for (task, seed), rows in sorted(runs.items()):
+            last = max(rows, key=lambda r: r.attempt)
+            done = any(r.status is EvaluationStatus.DONE for r in rows)
+            if last.status is EvaluationStatus.LOST and not done:
+                out.append(
+                    f"its {last.stage} run on task {task} seed {seed} was lost "
+                    f"{_times(len(rows))}: {last.reason}"
+                )
+        return out
+
     def _finish_stage(self, candidate_id: int, stage: StageSpec) -> bool:
         """If the candidate has just finished `stage`, record it; True when its score changed."""
         mine = self.ledger.of(candidate_id, stage.name)
         if not mine or any(e.status in OPEN for e in mine):
             return False  # not entitled to the stage, or still running
-        if any(e.status is EvaluationStatus.DONE and e.score is None for e in mine):
-            return False  # waits for DPO's run of the same seed
+        missing = []
+        for e in mine:
+            if e.status is EvaluationStatus.DONE and e.score is None:
+                why = self._unpaired(e)
+                if why is None:
+                    return False  # waits for DPO's run of the same seed
+                missing.append(why)
+        if candidate_id != self.dpo_id:  # DPO's own losses show as its dependants' reasons
+            missing += self._lost(mine)
+        if missing:
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            self.unscored[(candidate_id, stage.name)] = missing[0] + more
+        else:
+            self.unscored.pop((candidate_id, stage.name), None)
         # Selection ranks on the selection seeds only: an elite's fresh seeds confirm, they
         # never lift it in the field (EVALUATION.md, rule 4).
         score = stage_score(
@@ -168,6 +228,11 @@ class Cascade:
         if score.score is not None:
             self.scores[(candidate_id, stage.name)] = score
         self._set_status(candidate_id, stage, score, mine)
+        if missing and (candidate_id, stage.name, seeds) not in self._reported:
+            self._event(
+                "unscored",
+                {"candidate": candidate_id, "stage": stage.name, "reason": missing[0]},
+            )
         if (candidate_id, stage.name, seeds) not in self._reported:
             self._reported.add((candidate_id, stage.name, seeds))
             self._event(
@@ -198,7 +263,7 @@ class Cascade:
         held_out_only = not self.public_tasks(stage)
         finished = any(e.status is EvaluationStatus.DONE for e in mine)
         if score.score is not None or (held_out_only and finished):
-            if candidate.status is CandidateStatus.ACCEPTED:
+            if candidate.status in _UNFINISHED:
                 stored = self.archive.update_candidate(
                     candidate_id, status=CandidateStatus.EVALUATED
                 )
@@ -207,6 +272,15 @@ class Cascade:
         if any(cid == candidate_id for cid, _ in self.scores):
             return  # scored at another stage: it stays EVALUATED; the runs keep their reasons
         if candidate.status is CandidateStatus.FAILED:
+            return
+        why = self.unscored.get((candidate_id, stage.name))
+        if why is not None:  # not the loss's fault: a resume runs what is missing
+            reason = f"{stage.name}: {why}"
+            if (candidate.status, candidate.reason) != (CandidateStatus.UNSCORED, reason):
+                stored = self.archive.update_candidate(
+                    candidate_id, status=CandidateStatus.UNSCORED, reason=reason
+                )
+                self.ledger.put_candidate(stored)
             return
         failed = [e for e in mine if e.status is not EvaluationStatus.DONE]
         reason = failed[0].reason if failed else "no seed finished every public task"
@@ -352,5 +426,23 @@ class Cascade:
                 return stage.name, field[0][0], field[0][1]
         return None
 
+    def unscored_summary(self) -> str | None:
+        """`3 candidates could not be scored: <the first one's reason>`; None when every
+        finished stage of every candidate is scored."""
+        if not self.unscored:
+            return None
+        candidates = sorted({cid for cid, _ in self.unscored})
+        (cid, stage), why = min(self.unscored.items())
+        name = self.ledger.candidates[cid].name
+        n = len(candidates)
+        return (
+            f"{n} candidate{'s' if n != 1 else ''} could not be fully scored "
+            f"(#{cid} {name} at {stage}: {why})"
+        )
+
     def _event(self, kind: str, payload: dict[str, object]) -> None:
         self.archive.append_event(campaign_id=self.campaign_id, kind=kind, payload=payload)
+
+
+def _times(n: int) -> str:
+    return "once" if n == 1 else "twice" if n == 2 else f"{n} times"

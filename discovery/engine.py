@@ -15,14 +15,26 @@ not grow with the campaign.
 Crash safety: every decision is written before it is acted on. Evaluations are stored PENDING
 when queued and finished in place, so a resumed campaign re-queues exactly the open ones, and the
 database refuses a second DONE row for one (candidate, stage, task, seed). Promotions and elites
-are derived from stored evaluations, so a resume neither repeats nor forgets them.
+are derived from stored evaluations, so a resume neither repeats nor forgets them. A run whose
+worker died (LOST), and any failed run of DPO, is stored again as a new attempt (retries.py); a
+resume re-queues those left failed past their tries.
 
 Stops: when a budget is reached (candidates: stop proposing and finish the queue; wall time,
 compute hours, LLM dollars: stop at once, leaving the queue PENDING), when an LLM proposer cannot
 afford its next call (`BudgetExhausted`: stop proposing and finish the queue, whose candidates are
 paid for), when the campaign is paused or cancelled in the archive (by the CLI or the API), when
 the proposer has nothing new, or when the proposer's endpoint stays down (`ProposerUnavailable`:
-PAUSED with the reason, the queue left PENDING for `--resume`).
+PAUSED with the reason, the queue left PENDING for `--resume`). A search that ends with
+candidates the cascade could not score (runs lost past their retries) ends PAUSED, not FINISHED,
+saying how many and why; `--resume` runs what is missing.
+
+Ownership: the runner takes the campaign's lease before building the engine (lease.py) and hands
+the engine an archive fenced by it, so every write checks, in its own transaction, that this engine
+still owns the campaign. An engine whose lease was taken over stops at once without writing
+(LeaseLostError); one whose launching server died pauses itself; one whose database stays away
+past the store's retry window stops without writing (DatabaseUnavailableError) and the campaign
+reads INTERRUPTED once its lease expires. A stop releases the lease in the transaction that writes
+the final status and its `finish` event.
 
 The proposer sees public metrics only: parents and inspirations carry the means of their runs on
 public tasks (scores.public_metrics); held-out tasks never reach a `ProposalContext`.
@@ -41,18 +53,23 @@ from discovery.archive import (
     CampaignStatus,
     CandidateRecord,
     CandidateStatus,
+    DatabaseUnavailableError,
     EvaluationRecord,
     EvaluationStatus,
+    LeaseLostError,
+    NewEvent,
 )
 from discovery.budget import BudgetTracker
 from discovery.cascade import Cascade, Queue
 from discovery.context import build_context
 from discovery.intake import Intake
+from discovery.lease import LeaseKeeper
 from discovery.ledger import Ledger
 from discovery.population import Population
 from discovery.progress import Progress, snapshot
 from discovery.proposers.base import Proposal, Proposer
 from discovery.proposers.errors import BudgetExhausted, ProposerUnavailable
+from discovery.retries import Retries, next_attempt
 from discovery.scheduler import JobQueue
 from discovery.spec import CampaignSpec, StageSpec
 from evaluator.baselines import BASELINES
@@ -96,9 +113,11 @@ class Engine:
         observer: Callable[[Progress], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         start_from: tuple[CampaignStatus, ...] = RESTARTABLE,
+        lease: LeaseKeeper | None = None,
     ) -> None:
         self.campaign_id = campaign_id
         self.start_from = start_from
+        self.lease = lease  # None: the caller does not hold a lease (tests of the loop alone)
         self.spec = spec
         self.archive = archive
         self.dispatcher = dispatcher
@@ -120,9 +139,9 @@ class Engine:
             archive=archive,
             ledger=self.ledger,
             sandbox=sandbox,
-            event=self._event,
         )
         self.jobs = JobQueue(dispatcher, dispatcher.slots)
+        self.retries = Retries()  # which failed runs go again, and how often (retries.py)
         self._proposals = 0  # proposal calls so far, resumes included (islands take turns)
         self._notified_at = float("-inf")
 
@@ -133,63 +152,74 @@ class Engine:
             current = self.archive.get_campaign(self.campaign_id)
             log.info("campaign %s is %s; not started", self.campaign_id, current.status)
             return current.status
-        idle = 0
-        proposing = True
-        ended: str | None = None  # why proposing ended early, when that ends the campaign
         try:
-            while True:
-                stop = self._stop_now()
-                if stop is not None:
-                    return self._stop(*stop)
-                if proposing and self._candidates_left() <= 0:
-                    proposing = False
-                proposed = False
-                if proposing and self._first_stage_open() < self.spec.max_in_flight:
-                    try:
-                        new = self._propose_round()
-                    except ProposerUnavailable as exc:
-                        return self._stop(
-                            CampaignStatus.PAUSED,
-                            f"{exc}; then resume with `lossforge run --resume {self.campaign_id}`",
-                        )
-                    except BudgetExhausted as exc:
-                        # No more calls, but the candidates paid for are still evaluated.
-                        proposing, new = False, 0
-                        ended = f"LLM-dollar budget reached: {exc}"
-                    proposed = True
-                    idle = 0 if new else idle + 1
-                    if idle >= _IDLE_PROPOSALS:
-                        proposing = False
-                self.jobs.dispatch()
-                # Having proposed, only pick up what is ready; otherwise block on the next result
-                # rather than spin (the workers need the CPU).
-                for job, result in self.dispatcher.collect(timeout_s=0.0 if proposed else _WAIT_S):
-                    self._finish(job, result)
-                self.jobs.dispatch()  # into the slots just freed
-                self.budget.save()
-                self._notify()
-                if not proposing and not len(self.jobs):
-                    actions = self.cascade.final_pass()
-                    if actions:
-                        self._apply(actions)
-                        continue
-                    reason = ended or (
-                        "candidate budget reached"
-                        if self._candidates_left() <= 0
-                        else "the proposer found nothing new"
-                    )
-                    return self._stop(CampaignStatus.FINISHED, reason)
+            return self._loop()
+        except (LeaseLostError, DatabaseUnavailableError):
+            # Nothing more can be written: stop the work; what is open stays PENDING.
+            self.dispatcher.close()
+            raise
         except BaseException:
             # KeyboardInterrupt or a bug: leave queued work PENDING so `--resume` picks it up.
             self.dispatcher.close()
             self.budget.save(force=True)
             raise
 
+    def _loop(self) -> CampaignStatus:
+        idle = 0
+        proposing = True
+        ended: str | None = None  # why proposing ended early, when that ends the campaign
+        while True:
+            stop = self._stop_now()
+            if stop is not None:
+                return self._stop(*stop)
+            if proposing and self._candidates_left() <= 0:
+                proposing = False
+            proposed = False
+            if proposing and self._first_stage_open() < self.spec.max_in_flight:
+                try:
+                    new = self._propose_round()
+                except ProposerUnavailable as exc:
+                    return self._stop(
+                        CampaignStatus.PAUSED,
+                        f"{exc}; then resume with `lossforge run --resume {self.campaign_id}`",
+                    )
+                except BudgetExhausted as exc:
+                    # No more calls, but the candidates paid for are still evaluated.
+                    proposing, new = False, 0
+                    ended = f"LLM-dollar budget reached: {exc}"
+                proposed = True
+                idle = 0 if new else idle + 1
+                if idle >= _IDLE_PROPOSALS:
+                    proposing = False
+            self.jobs.dispatch()
+            # Having proposed, only pick up what is ready; otherwise block on the next result
+            # rather than spin (the workers need the CPU).
+            for job, result in self.dispatcher.collect(timeout_s=0.0 if proposed else _WAIT_S):
+                self._finish(job, result)
+            self.jobs.dispatch()  # into the slots just freed
+            self.budget.save()
+            self._notify()
+            if not proposing and not len(self.jobs):
+                actions = self.cascade.final_pass()
+                if actions:
+                    self._apply(actions)
+                    continue
+                reason = ended or (
+                    "candidate budget reached"
+                    if self._candidates_left() <= 0
+                    else "the proposer found nothing new"
+                )
+                return self._end(reason)
+
     def _start(self) -> bool:
         """Mark the campaign RUNNING and load its state; False if it may not start now."""
         # Compare-and-set: a pause or cancel that arrived while this process was starting wins.
+        before = self.archive.get_campaign(self.campaign_id)
         campaign = self.archive.transition_campaign(
-            self.campaign_id, to=CampaignStatus.RUNNING, allowed_from=self.start_from
+            self.campaign_id,
+            to=CampaignStatus.RUNNING,
+            allowed_from=self.start_from,
+            event=NewEvent(self.campaign_id, "started", {"resumed": bool(before.budget_used)}),
         )
         if campaign is None:
             return False
@@ -199,7 +229,6 @@ class Engine:
             self.archive.list_events(campaign_id=self.campaign_id, kind="proposal", limit=10**9)
         )
         self.budget.start(campaign.budget_used)
-        self._event("started", {"resumed": bool(campaign.budget_used)})
         self._ensure_baselines()
         self._recover()
         return True
@@ -219,18 +248,23 @@ class Engine:
         self.budget.save(force=True)
         # Compare-and-set, so the stop cannot undo a request written meanwhile: a cancel stays,
         # and a resume that came during a requested pause stays PENDING for its new engine. A
-        # requested stop keeps the requester's status and reason.
+        # requested stop keeps the requester's status and reason. The status, its `finish` event
+        # and the lease's release are one transaction: no stop is seen half-written.
+        finish = {"status": str(status), "reason": reason, "budget": self.budget.spent()}
         if requested or (
             self.archive.transition_campaign(
-                self.campaign_id, to=status, allowed_from=_ENGINE_STOPS_OVER, reason=reason
+                self.campaign_id,
+                to=status,
+                allowed_from=_ENGINE_STOPS_OVER,
+                reason=reason,
+                event=NewEvent(self.campaign_id, "finish", finish),
+                release_lease=True,
             )
             is None
         ):
             current = self.archive.get_campaign(self.campaign_id)
             status, reason = current.status, current.reason or reason
-        self._event(
-            "finish", {"status": str(status), "reason": reason, "budget": self.budget.spent()}
-        )
+            self._event("finish", {**finish, "status": str(status), "reason": reason})
         self._notify(status=str(status), force=True)
         log.info("campaign %s %s: %s", self.campaign_id, status, reason)
         return status
@@ -342,27 +376,68 @@ class Engine:
         if result.llm_calls:
             self.budget.refresh_llm()
         status = EvaluationStatus(result.status.value)
+        queued = self.ledger.evaluations[evaluation_id]
+        payload = {
+            "candidate": queued.candidate_id,
+            "stage": queued.stage,
+            "task": queued.task,
+            "seed": queued.seed,
+            "status": str(status),
+        }
         row = self.ledger.put_evaluation(
-            self.archive.finish_evaluation(
+            self.archive.finish_evaluation(  # the result and its event: one transaction
                 evaluation_id,
                 status=status,
                 metrics=result.metrics,
                 timings={"seconds": result.seconds, **result.timings},
                 reason=result.reason,
+                event=NewEvent(self.campaign_id, "evaluation", payload),
             )
         )
         self.budget.add_compute(result.seconds)
+        # Before the cascade looks: an attempt left open keeps the runs paired with it waiting.
+        if self.retries.again(row, self.ledger.candidates[row.candidate_id]):
+            self._requeue(row)
+        self._apply(self.cascade.finished(row))
+
+    def _requeue(self, row: EvaluationRecord) -> None:
+        """Store and queue a new attempt of `row`'s run (its worker died, or it is DPO's)."""
+        tries = [
+            e
+            for e in self.ledger.of(row.candidate_id, row.stage)
+            if (e.task, e.seed) == (row.task, row.seed)
+        ]
+        again = self.ledger.put_evaluation(
+            self.archive.add_evaluation(
+                candidate_id=row.candidate_id,
+                stage=row.stage,
+                task=row.task,
+                seed=row.seed,
+                attempt=next_attempt(tries),
+            )
+        )
+        self._enqueue(self.ledger.candidates[row.candidate_id], again)
+        log.warning(
+            "candidate %s %s/%s seed %s: %s (%s); attempt %d queued",
+            row.candidate_id,
+            row.stage,
+            row.task,
+            row.seed,
+            row.status,
+            row.reason,
+            again.attempt,
+        )
         self._event(
-            "evaluation",
+            "retry",
             {
                 "candidate": row.candidate_id,
                 "stage": row.stage,
                 "task": row.task,
                 "seed": row.seed,
-                "status": str(status),
+                "attempt": again.attempt,
+                "after": f"{row.status}: {row.reason}",
             },
         )
-        self._apply(self.cascade.finished(row))
 
     # -- start and resume --------------------------------------------------------------------
 
@@ -388,7 +463,7 @@ class Engine:
         for candidate in self.ledger.with_status(CandidateStatus.PROPOSED):
             self._validate(candidate)
         dpo = self.ledger.baseline("dpo")
-        if dpo is None or dpo.status not in (CandidateStatus.ACCEPTED, CandidateStatus.EVALUATED):
+        if dpo is None or dpo.graph is None:  # FAILED or UNSCORED runs go again below
             raise RuntimeError("the DPO baseline was not accepted by the sandbox; nothing to score")
         for stage in self.spec.stages:  # every score needs DPO's run of the same seed
             self._queue_stage(dpo, stage, range(stage.seeds))
@@ -399,16 +474,39 @@ class Engine:
         for row in self.ledger.open_evaluations():
             if row.id not in queued:
                 self._enqueue(self.ledger.candidates[row.candidate_id], row)
+        # Runs left failed where a retry was due (lost workers, DPO's): what left candidates
+        # UNSCORED, or what a crash kept from being retried. Each gets its tries again.
+        for row in self.retries.resumable(self.ledger):
+            self._requeue(row)
         self._apply(self.cascade.start(dpo.id))
 
     # -- budgets and control -----------------------------------------------------------------
+
+    def _end(self, reason: str) -> CampaignStatus:
+        """The end of the search: FINISHED, unless runs some candidates need were lost past
+        their retries. Then PAUSED, resumable, saying how many and why: never FINISHED with
+        candidates silently unranked."""
+        unscored = self.cascade.unscored_summary()
+        if unscored is None:
+            return self._stop(CampaignStatus.FINISHED, reason)
+        return self._stop(
+            CampaignStatus.PAUSED,
+            f"{reason}, but {unscored}; resume with `lossforge run --resume {self.campaign_id}` "
+            "to run what is missing",
+        )
 
     def _candidates_left(self) -> int:
         return self.budget.candidates_left(self.ledger.proposed(), self.spec.proposer.batch_size)
 
     def _stop_now(self) -> tuple[CampaignStatus, str, bool] | None:
         """(status, reason, requested) when the campaign must stop now: a pause or cancel
-        request (requested), or a hard budget limit."""
+        request (requested), the launching server gone, or a hard budget limit. LeaseLostError
+        when another engine took the campaign over."""
+        if self.lease is not None:
+            if self.lease.lost is not None:
+                raise LeaseLostError(self.lease.lost)
+            if self.lease.orphaned is not None:
+                return CampaignStatus.PAUSED, self.lease.orphaned, False
         requested = self._requested_stop()
         if requested is not None:
             return (*requested, True)

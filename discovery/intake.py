@@ -2,22 +2,31 @@
 
 Every candidate, baselines included, is validated here and never trusted: the sandbox's verdict
 is stored with the candidate, a rejection keeps its reason (the proposer sees it next round), and a
-candidate that is the same loss as an earlier one (same normalized code, or same behaviour on the
-sandbox's probe set) is stored as DUPLICATE with a link to the original and is never trained. An
-accepted candidate carries its rebuilt graph's JSON, the only form workers ever receive.
+candidate that is the same loss as an earlier one is stored as DUPLICATE with a link to the
+original and is never trained. Same loss means same normalized code, or the same behaviour: policy
+gradients pointing the same way, up to a positive scale that Adam cannot tell apart
+(`sandbox.fingerprint.behaviour`), first on the sandbox's fixed settings, then confirmed on settings
+drawn afresh (`Sandbox.same_behaviour`), so a loss that imitates another only on the fixed probes
+cannot take its place. An accepted candidate carries its rebuilt graph's JSON, the only form
+workers ever receive.
 
 It does not queue evaluations (the engine does, for what this returns as accepted).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from discovery.archive import Archive, CandidateRecord, CandidateStatus
+import torch
+
+from discovery.archive import Archive, CandidateRecord, CandidateStatus, NewEvent
 from discovery.ledger import Ledger
 from discovery.proposers.base import Proposal
 from sandbox import Candidate, Sandbox, Verdict
+from sandbox.fingerprint import NEAR_DUPLICATE, distance
+
+# Candidates whose graphs were trained or will be: the originals a newcomer may duplicate.
+_ORIGINALS = (CandidateStatus.ACCEPTED, CandidateStatus.EVALUATED, CandidateStatus.FAILED)
 
 
 class Intake:
@@ -28,13 +37,12 @@ class Intake:
         archive: Archive,
         ledger: Ledger,
         sandbox: Sandbox,
-        event: Callable[[str, dict[str, object]], None],
     ) -> None:
         self.campaign_id = campaign_id
         self.archive = archive
         self.ledger = ledger
         self.sandbox = sandbox
-        self.event = event
+        self._behaviours: dict[int, torch.Tensor | None] = {}  # candidate id -> behaviour
 
     def store(
         self, proposal: Proposal, *, island: int, provenance: dict[str, Any]
@@ -55,31 +63,28 @@ class Intake:
 
     def reject(self, record: CandidateRecord, reason: str) -> None:
         """Reject without validating (a reply that held no candidate code)."""
-        self.event("verdict", {"candidate": record.id, "status": "rejected", "reason": reason})
-        self._update(record.id, status=CandidateStatus.REJECTED, reason=reason)
+        event = self._verdict_event(record.id, "rejected", reason)
+        self._update(record.id, status=CandidateStatus.REJECTED, reason=reason, event=event)
 
     def validate(self, record: CandidateRecord) -> CandidateRecord | None:
         """The sandbox's verdict on a stored candidate; the accepted record, or None."""
         verdict: Verdict = self.sandbox.validate(
             Candidate(name=record.name, thought=record.thought, code=record.source)
         )
-        self.event(
-            "verdict",
-            {"candidate": record.id, "status": str(verdict.status), "reason": verdict.reason},
-        )
+        # The verdict's event is written with the row it reports, in one transaction.
+        event = self._verdict_event(record.id, str(verdict.status), verdict.reason)
         if not verdict.accepted:
             self._update(
                 record.id,
                 status=CandidateStatus.REJECTED,
                 reason=verdict.reason,
                 verdict=verdict.to_dict(),
+                event=event,
             )
             return None
         original = self.archive.find_by_canonical_code(
             campaign_id=self.campaign_id, canonical_code=verdict.canonical_code or ""
-        ) or self.archive.find_by_fingerprint(
-            campaign_id=self.campaign_id, fingerprint=verdict.fingerprint or ""
-        )
+        ) or self._twin(record.id, verdict.graph_json or "")
         if original is not None and original.id != record.id:
             self._update(
                 record.id,
@@ -89,6 +94,7 @@ class Intake:
                 fingerprint=verdict.fingerprint,
                 canonical_code=verdict.canonical_code,
                 verdict=verdict.to_dict(),
+                event=event,
             )
             return None
         return self._update(
@@ -98,7 +104,31 @@ class Intake:
             canonical_code=verdict.canonical_code,
             graph={"json": verdict.graph_json},
             verdict=verdict.to_dict(),
+            event=event,
         )
+
+    def _twin(self, candidate_id: int, graph_json: str) -> CandidateRecord | None:
+        """The earliest original that behaves like this graph, on fixed and on fresh settings."""
+        mine = self.sandbox.behaviour(graph_json)
+        if mine is None:
+            return None
+        self._behaviours[candidate_id] = mine
+        originals = sorted(self.ledger.with_status(*_ORIGINALS), key=lambda c: c.id)
+        for other in originals:
+            if other.id == candidate_id or not other.graph:
+                continue
+            if other.id not in self._behaviours:
+                self._behaviours[other.id] = self.sandbox.behaviour(other.graph["json"])
+            theirs = self._behaviours[other.id]
+            if theirs is None or distance(mine, theirs) > NEAR_DUPLICATE:
+                continue
+            if self.sandbox.same_behaviour(graph_json, other.graph["json"]):
+                return other
+        return None
+
+    def _verdict_event(self, candidate_id: int, status: str, reason: str) -> NewEvent:
+        payload = {"candidate": candidate_id, "status": status, "reason": reason}
+        return NewEvent(campaign_id=self.campaign_id, kind="verdict", payload=payload)
 
     def _update(self, candidate_id: int, **fields: Any) -> CandidateRecord:
         return self.ledger.put_candidate(self.archive.update_candidate(candidate_id, **fields))

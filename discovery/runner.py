@@ -4,6 +4,12 @@
 (new or resumed: the archive holds all state) and tears everything down. Settings come in as a
 `RunnerConfig` built by the entry point; nothing here reads the environment. An LLM proposer whose
 settings are incomplete raises `ProposerConfigError` before Ray or the sandbox start.
+
+The campaign's lease is taken first (lease.py), before anything slow starts: a second engine is
+refused at once (LeaseHeldError, naming the owner). The engine then writes through an archive
+fenced by that lease and retrying transient database errors for `db_retry_s`. An engine that lost
+its lease, or whose database stayed away, writes nothing more on its way out (LeaseLostError,
+DatabaseUnavailableError propagate to the entry point, which prints one line).
 """
 
 from __future__ import annotations
@@ -16,9 +22,16 @@ from typing import Any
 
 import numpy as np
 
-from discovery import control
-from discovery.archive import Archive, CampaignStatus, open_archive
+from discovery import control, lease
+from discovery.archive import (
+    Archive,
+    CampaignStatus,
+    DatabaseUnavailableError,
+    LeaseLostError,
+    open_archive,
+)
 from discovery.engine import RESTARTABLE, Engine
+from discovery.lease import LeaseConfig
 from discovery.progress import Progress
 from discovery.proposers.base import Proposer
 from discovery.proposers.calls import CallRecord, Recorder
@@ -35,6 +48,7 @@ from discovery.scores import (
 from discovery.spec import CampaignSpec, ProposerSpec, parse_spec
 from evaluator.compare import stage_tasks
 from evaluator.dispatch import DispatchConfig, RayDispatcher
+from evaluator.errors import RayUnavailableError
 from evaluator.hf.config import parse_hf_config
 from evaluator.jobs import JUDGE_API_KEY
 from evaluator.secrets import Secret
@@ -46,12 +60,16 @@ class RunnerConfig:
     database_url: str  # the archive
     cache_dir: Path  # tinylm references and other caches
     ray_address: str | None = None  # None: a local Ray instance
+    ray_auth_token: Secret | None = None  # the cluster's token; None: Ray's own, if any
     local_num_cpus: int | None = None  # CPUs of a local Ray instance; None: all
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     # The hf judge's API key (LOSSFORGE_JUDGE_API_KEY): sent to hf jobs beside their config,
     # never stored; None for endpoints without one.
     judge_api_key: Secret | None = None
     llm: LLMSettings = field(default_factory=LLMSettings)  # endpoint, model and key from settings
+    lease: LeaseConfig = field(default_factory=LeaseConfig)  # one engine per campaign
+    # How long the engine rides out database errors before it stops (leaving it resumable).
+    db_retry_s: float = 30.0
 
 
 def stage_extras(config: RunnerConfig) -> dict[str, dict[str, object]]:
@@ -124,15 +142,42 @@ def run_campaign(
     *,
     observer: Callable[[Progress], None] | None = None,
     start_from: tuple[CampaignStatus, ...] = RESTARTABLE,
+    parent_pid: int | None = None,
 ) -> CampaignStatus:
     """Run (or resume) a campaign to its end, pause, cancellation or budget.
 
     `start_from`: the statuses it may start from (the API's launcher passes PENDING only, so a
-    pause sent while the process was starting is obeyed)."""
-    archive = open_archive(config.database_url)
+    pause sent while the process was starting is obeyed). `parent_pid`: the server that launched
+    this engine; if it dies, the engine pauses itself. LeaseHeldError if another engine runs it."""
+    base = open_archive(config.database_url, lease_ttl_s=config.lease.ttl_s)
+    try:
+        campaign = base.get_campaign(campaign_id)
+        if campaign.status in (CampaignStatus.FINISHED, CampaignStatus.CANCELLED):
+            base.engine.dispose()
+            return campaign.status
+        keeper = lease.take(base, campaign_id, config.lease, parent_pid=parent_pid)
+    except BaseException:
+        base.engine.dispose()
+        raise
+    keeper.start()
+    archive = base.fenced(campaign_id, keeper.owner).retrying(config.db_retry_s)
+    try:
+        return _run_owned(config, archive, campaign_id, keeper, observer, start_from)
+    finally:
+        keeper.stop()
+        base.engine.dispose()
+
+
+def _run_owned(
+    config: RunnerConfig,
+    archive: Archive,
+    campaign_id: int,
+    keeper: lease.LeaseKeeper,
+    observer: Callable[[Progress], None] | None,
+    start_from: tuple[CampaignStatus, ...],
+) -> CampaignStatus:
+    """`run_campaign` once the lease is held; `archive` is fenced by it."""
     campaign = archive.get_campaign(campaign_id)
-    if campaign.status in (CampaignStatus.FINISHED, CampaignStatus.CANCELLED):
-        return campaign.status
     spec = parse_spec(campaign.spec)
     # One seed for everything, advanced by how often the campaign has been (re)started, so a
     # resumed run does not replay the draws of the first.
@@ -149,15 +194,12 @@ def run_campaign(
             dollar_budget=spec.budget.llm_dollars is not None,
         )
     except Exception as exc:
-        control.fail(archive, campaign_id, f"not started: {exc}", CampaignStatus.PAUSED)
-        archive.engine.dispose()
-        raise
-    except BaseException:
-        archive.engine.dispose()
+        control.fail(archive, campaign_id, f"not started: {exc}", CampaignStatus.PAUSED, owned=True)
         raise
     dispatcher = RayDispatcher(
         DispatchConfig(
             address=config.ray_address,
+            auth_token=config.ray_auth_token,
             local_num_cpus=config.local_num_cpus,
             timeout_s=dispatch_timeout(spec),
         )
@@ -181,19 +223,27 @@ def run_campaign(
             stage_extra=stage_extras(config),
             observer=observer,
             start_from=start_from,
+            lease=keeper,
         )
         return engine.run()
+    except (LeaseLostError, DatabaseUnavailableError):
+        raise  # nothing can be written: the campaign reads INTERRUPTED once the lease expires
+    except RayUnavailableError as exc:  # its sentence says what to do; then a resume
+        control.fail(archive, campaign_id, f"not started: {exc}", CampaignStatus.PAUSED, owned=True)
+        raise
     except Exception as exc:
         # Queued work stays PENDING (the engine leaves it so); FAILED says why, and a resume
         # (CLI --resume, or the API's resume) picks the campaign up again.
         control.fail(
-            archive, campaign_id, f"the engine stopped on an error: {type(exc).__name__}: {exc}"
+            archive,
+            campaign_id,
+            f"the engine stopped on an error: {type(exc).__name__}: {exc}",
+            owned=True,
         )
         raise
     finally:
         sandbox.close()
         dispatcher.close()
-        archive.engine.dispose()
 
 
 def call_recorder(archive: Archive, campaign_id: int) -> Recorder:

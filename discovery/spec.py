@@ -2,33 +2,30 @@
 
 Validated by pydantic with unknown fields refused, so a typo is an error that names the field
 (`stages.0.promote_fraction: Input should be less than or equal to 1`), never a silent default.
+Bytes become a document in `discovery.spec_text` (size, encoding, depth and shape checks first).
 It does not run anything; the engine reads it.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 from discovery.proposers.config import HFLocalConfig, LLMConfig, refuse_api_key
+from discovery.spec_text import SpecError, read_spec_bytes, spec_document, spec_format
 from evaluator.baselines import BASELINES
 from evaluator.compare import stage_tasks
 from evaluator.hf.errors import HFConfigError
 from evaluator.jobs import check_stage_config
 
 
-class SpecError(ValueError):
-    """A campaign spec that cannot be used; the message names every bad field."""
-
-
 class _Strict(BaseModel):
     # Strict types too: `inspirations: false` or `seeds: "2"` is a mistake to report, not to coerce.
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # No inf or NaN: no field means them, and the archive's JSON columns refuse them.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class ProposerSpec(_Strict):
@@ -183,6 +180,11 @@ class CampaignSpec(_Strict):
 
 def parse_spec(data: object) -> CampaignSpec:
     """Validate parsed YAML/JSON data; SpecError lists each bad field with its path."""
+    if not isinstance(data, dict):  # pydantic would say "a valid dictionary or instance of ..."
+        raise SpecError(
+            "invalid campaign spec: it must be a mapping with at least `name`, `stages` and "
+            "`budget` (see examples/quickstart.yaml)"
+        )
     try:
         return CampaignSpec.model_validate(data)
     except ValidationError as exc:
@@ -190,18 +192,9 @@ def parse_spec(data: object) -> CampaignSpec:
 
 
 def load_spec(path: Path) -> CampaignSpec:
-    """Read a YAML or JSON spec file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise SpecError(
-            f"{path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}"
-        ) from None
-    return parse_spec(data)
+    """Read a YAML or JSON spec file (JSON for `.json`); SpecError, one sentence, for a file that
+    cannot be read or is not a spec (discovery.spec_text), and for each bad field."""
+    return parse_spec(spec_document(read_spec_bytes(path), fmt=spec_format(path), source=str(path)))
 
 
 def _describe(exc: ValidationError) -> str:

@@ -4,16 +4,23 @@
 address is given), submits jobs as tasks that declare their CPU/GPU needs, and collects finished
 ones as `RunResult`s. `submit` sends one job per task; `submit_batch` sends several in one task
 (`jobs.run_batch`: a population trainer where the stage has one), and `collect` still yields one
-`(job, result)` per job. Three failures become statuses here rather than exceptions, for every job
-of the task:
+`(job, result)` per job. Failures become statuses here rather than exceptions:
 
-- a worker process that dies mid-task is retried by Ray up to `max_retries` times, then the job is
-  recorded as ERROR with the reason (Ray's own account of the death);
+- a worker process that dies mid-task (or a node, or the object holding its result) is retried by
+  Ray up to `max_retries` times, then the job is recorded as LOST with Ray's account of the death:
+  nothing the loss did, so the engine may run it again as a new attempt. A batch is not failed
+  whole for it: its jobs are sent again one task each, so a job that kills its worker every time
+  ends LOST alone and the others finish;
 - a job still running after `timeout_s` is cancelled with force (its worker process is killed, so
   nothing keeps running) and recorded as TIMEOUT. A batch of n jobs gets n times `timeout_s`:
   the time n single tasks would have had one after another;
 - a job that asks for more CPUs or GPUs than the whole cluster has (Ray would queue it for ever)
   is answered at once as ERROR with that reason.
+
+Joining a cluster (`address`), `start` checks first that the address answers and accepts this
+client (Ray's token authentication, on by default for `ray start --head` where a token exists),
+and raises `RayUnavailableError` with one sentence naming the address and the fix, instead of
+Ray's retries and traceback.
 
 It does not decide what to run next or store results (the discovery engine does).
 """
@@ -26,14 +33,27 @@ from dataclasses import dataclass
 
 import ray
 import torch
-from ray.exceptions import RayError, TaskCancelledError, WorkerCrashedError
+from ray.exceptions import (
+    LocalRayletDiedError,
+    NodeDiedError,
+    ObjectLostError,
+    OutOfMemoryError,
+    RayError,
+    RaySystemError,
+    TaskCancelledError,
+    WorkerCrashedError,
+)
 
+from evaluator import cluster
 from evaluator.jobs import EvalJob, group_jobs, job_resources, run_batch, run_job, warm_up
 from evaluator.results import RunResult, RunStatus
+from evaluator.secrets import Secret
 
 log = logging.getLogger(__name__)
 
 _SLOTS_TTL_S = 5.0  # how long the cluster's CPU count is trusted before it is read again
+# Ray's accounts of a task that died with its process, node or result: not the job's doing.
+_LOST = (WorkerCrashedError, NodeDiedError, LocalRayletDiedError, ObjectLostError, RaySystemError)
 
 
 @dataclass(frozen=True)
@@ -43,9 +63,12 @@ class DispatchConfig:
     address: str | None = None  # an existing cluster ("auto", "ray://head:10001"); None: local
     num_cpus: float = 1.0  # CPUs each task declares
     num_gpus: float = 0.0  # GPUs each task declares (hf jobs declare their stage config's)
-    max_retries: int = 2  # re-runs of a task whose worker process died; then ERROR
+    max_retries: int = 2  # re-runs of a task whose worker process died; then LOST
     timeout_s: float = 1800.0  # wall clock per job from submission; then killed, TIMEOUT
     local_num_cpus: int | None = None  # CPUs of a local instance; None lets Ray count them
+    # The cluster's token (Ray's token authentication) when joining one at `address`; None: Ray's
+    # own token where one exists (~/.ray/auth_token, RAY_AUTH_TOKEN), as `ray start` uses.
+    auth_token: Secret | None = None
 
 
 @ray.remote
@@ -97,7 +120,11 @@ class RayDispatcher:
         if ray.is_initialized():
             return
         if self.config.address:
-            ray.init(address=self.config.address, log_to_driver=False)
+            self.check()
+            try:
+                ray.init(address=self.config.address, log_to_driver=False)
+            except (ConnectionError, RuntimeError, RayError) as exc:
+                raise cluster.unavailable(self.config.address, exc) from None
         else:
             ray.init(
                 num_cpus=self.config.local_num_cpus,
@@ -107,6 +134,13 @@ class RayDispatcher:
                 _node_ip_address="127.0.0.1",
             )
             self._started_here = True
+
+    def check(self) -> None:
+        """Joining a cluster: set up its token and check that it answers and accepts it, in
+        milliseconds; RayUnavailableError (one sentence) if not. Nothing to check locally."""
+        if self.config.address:
+            cluster.prepare_auth(self.config.auth_token)
+            cluster.check_joinable(self.config.address)
 
     def warm_up(self) -> None:
         """Start one worker per CPU now and let each import the evaluator, without waiting:
@@ -240,20 +274,35 @@ class RayDispatcher:
         try:
             results = ray.get(ref)
         except RayError as exc:
-            failure = self._task_failure(exc)  # the task failed: so did every job in it
-            return [(job, failure) for job in jobs]
+            failure = self._task_failure(exc)
+            if failure.status is RunStatus.LOST:
+                # One job may be what kills the worker: each goes again alone, so only that
+                # one ends LOST and the others finish. Their results come in later collects.
+                log.warning(
+                    "a batch of %d jobs lost its worker (%s); sending them one task each",
+                    len(jobs),
+                    failure.reason,
+                )
+                for job in jobs:
+                    self.submit(job)
+                return []
+            return [(job, failure) for job in jobs]  # the task failed: so did every job in it
         return list(zip(jobs, results, strict=True))
 
     def _task_failure(self, exc: RayError) -> RunResult:
         """The status of a job whose task Ray could not complete."""
         if isinstance(exc, TaskCancelledError):
             return RunResult(status=RunStatus.TIMEOUT, reason="cancelled")
+        if isinstance(exc, OutOfMemoryError):  # Ray's memory monitor killed the worker
+            return RunResult(status=RunStatus.OOM, reason=f"ray: {_first_line(exc)}")
         if isinstance(exc, WorkerCrashedError):
             return RunResult(
-                status=RunStatus.ERROR,
-                reason=f"the worker process died {self.config.max_retries + 1} times "
+                status=RunStatus.LOST,
+                reason=f"the worker process died {_times(self.config.max_retries + 1)} "
                 f"(Ray retried it {self.config.max_retries} times): {_first_line(exc)}",
             )
+        if isinstance(exc, _LOST):
+            return RunResult(status=RunStatus.LOST, reason=f"ray: {_first_line(exc)}")
         return RunResult(status=RunStatus.ERROR, reason=f"ray: {_first_line(exc)}")
 
     def _expire(self) -> list[tuple[EvalJob, RunResult]]:
@@ -302,6 +351,10 @@ class RayDispatcher:
 
 def _cluster_total(resource: str) -> float:
     return float(ray.cluster_resources().get(resource, 0.0))
+
+
+def _times(n: int) -> str:
+    return "once" if n == 1 else "twice" if n == 2 else f"{n} times"
 
 
 def _first_line(exc: BaseException) -> str:

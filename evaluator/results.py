@@ -19,6 +19,9 @@ class RunStatus(StrEnum):
     TIMEOUT = "TIMEOUT"
     OOM = "OOM"
     ERROR = "ERROR"  # anything else; the reason holds the exception summary
+    # The worker process died or Ray failed the task: nothing the loss did. Worth running again
+    # (the engine re-queues it as a new attempt); the reason says what Ray reported.
+    LOST = "LOST"
 
 
 @dataclass(frozen=True)

@@ -9,14 +9,19 @@ with a specific reason at the first fault, or returns the `BatteryLimits` it mea
   log-probs in -1000..0, policy within tens of nats of the reference) for beta in 0.01..1;
 - some gradient w.r.t. the policy log-probs (a loss that ignores the policy cannot train);
 - permutation equivariance (batch statistics are fine, positions are not);
-- margin direction: for |β·Δ| in 1, 2, 4, 8 and three ways of splitting Δ between the chosen and
-  rejected log-ratios, the loss at +Δ never exceeds the loss at -Δ. This is deliberately weaker
+- margin direction, a rule about pairs: for |β·Δ| in 1, 2, 4, 8 and three ways of splitting Δ
+  between the chosen and rejected log-ratios (lengths and references equal within the pair, so the
+  policy favours the chosen side by every measure), swapping the pair's sides (log-probs,
+  references and lengths together) never lowers its loss. This is deliberately weaker
   than "non-increasing everywhere": IPO, SPPO, NCA, APO-down and EXO rise past their target
   margin, DiscoPOP's LRML has a bump near zero and PADLL a jump at zero, and all are accepted
   baselines; a loss that rewards the rejected answer fails it at every margin;
 - limits, recorded not rejected: the smallest batch size with finite values (up to 4; beyond
   that it is a fault), the smallest |β·Δ| on a ladder up to 1024 where values or gradients stop
-  being finite, whether beta is used, and whether examples depend on each other.
+  being finite, whether beta is used, and whether examples depend on each other;
+- then the wide checks of coverage.py, where training happens: batch sizes up to 2048, beta
+  0.001..10, float64, 1..8 references, lengths 1..4096; gradients that agree with the values;
+  values that do not depend on the batch size or dtype unless the loss uses batch statistics.
 
 The same function runs in the child on the candidate's Python function and in the parent on the
 rebuilt graph (so a forged child report cannot smuggle a failing graph past it). It does not
@@ -25,17 +30,23 @@ isolate anything: in the parent it only ever runs rebuilt graphs, never candidat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 
-from sandbox import probes
-from sandbox.contract import POLICY_INPUTS
+from sandbox import coverage, probes
+from sandbox.calling import (
+    LossFn,
+    call_loss,
+    classify_exception,
+    fail,
+    require_finite_gradients,
+    with_grad,
+)
 from sandbox.errors import RejectionError
-from sandbox.verdict import BatteryLimits, RejectionCode, Stage
+from sandbox.verdict import BatteryLimits, RejectionCode
 
-LossFn = Callable[..., Any]
+__all__ = ["LossFn", "call_loss", "classify_exception", "run_battery"]
 
 SHAPE_BATCHES = (1, 2, 3, 4, 8, 16)
 MAX_MIN_BATCH = 4  # a loss must be defined for batches of this size
@@ -44,71 +55,6 @@ BETAS = (0.01, 0.1, 0.5, 1.0)
 DIRECTION_MARGINS = (1.0, 2.0, 4.0, 8.0)  # |β·Δ|
 DIRECTION_BETAS = (0.1, 1.0)
 OVERFLOW_LADDER = (32.0, 64.0, 128.0, 256.0, 512.0, 1024.0)  # |β·Δ| at beta = 1
-_MEMORY_MARKERS = ("can't allocate memory", "not enough memory", "out of memory")
-
-
-def _fail(code: RejectionCode, reason: str, stage: Stage = Stage.BATTERY) -> RejectionError:
-    return RejectionError(stage, code, reason)
-
-
-def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
-
-
-def classify_exception(exc: BaseException, context: str) -> RejectionError:
-    """Map an exception raised by candidate code to a stage, code and reason."""
-    message = str(exc).lower()
-    if isinstance(exc, MemoryError) or any(m in message for m in _MEMORY_MARKERS):
-        return _fail(
-            RejectionCode.MEMORY,
-            f"ran out of memory ({_short(exc)}); a loss over a "
-            "batch needs kilobytes, not gigabytes",
-            Stage.ISOLATION,
-        )
-    if isinstance(exc, OSError | ImportError):
-        return _fail(
-            RejectionCode.FORBIDDEN_OPERATION,
-            f"tried a system operation the sandbox forbids ({_short(exc)}); a loss may "
-            "only compute with torch",
-            Stage.ISOLATION,
-        )
-    return _fail(
-        RejectionCode.EXCEPTION,
-        f"raised {_short(exc)} ({context}); fix the code so it "
-        "runs on any batch of the contract's shapes",
-    )
-
-
-def call_loss(fn: LossFn, kwargs: dict[str, torch.Tensor], context: str) -> torch.Tensor:
-    try:
-        out = fn(**kwargs)
-    except RejectionError:
-        raise
-    except Exception as exc:  # candidate code boundary: any error becomes a reason
-        raise classify_exception(exc, context) from None
-    return _as_losses(out, kwargs["policy_chosen_logps"].shape[0], context)
-
-
-def _as_losses(out: object, batch: int, context: str) -> torch.Tensor:
-    if type(out) is not torch.Tensor:
-        raise _fail(
-            RejectionCode.NOT_A_TENSOR,
-            f"returns {type(out).__name__} ({context}); return a torch tensor of "
-            "per-example losses with shape (B,)",
-        )
-    if tuple(out.shape) != (batch,):
-        hint = ", not their mean" if out.dim() == 0 else ""
-        raise _fail(
-            RejectionCode.BAD_SHAPE,
-            f"returns shape {tuple(out.shape)} for a batch of {batch}; return "
-            f"per-example losses of shape (B,){hint}",
-        )
-    if not out.dtype.is_floating_point:
-        raise _fail(
-            RejectionCode.BAD_DTYPE, f"returns dtype {out.dtype}; return floating-point losses"
-        )
-    return out
 
 
 def _check_untouched(
@@ -117,7 +63,7 @@ def _check_untouched(
     for name, tensor in after.items():
         changed = tensor._version != versions[name] or not torch.equal(tensor, before[name])
         if changed:
-            raise _fail(
+            raise fail(
                 RejectionCode.INPLACE_INPUT,
                 f"edits its input {name} in place; inputs are shared with the trainer, "
                 "use out-of-place ops (x = x * 2, not x *= 2 or x.mul_(2))",
@@ -132,33 +78,21 @@ def _margins(batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return batch["beta"] * delta
 
 
-def _with_grad(
-    fn: LossFn,
-    batch: dict[str, torch.Tensor],
-    inputs: Sequence[str],
-    context: str,
-) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Losses and d(sum of losses)/d(policy inputs); zero gradients where unused."""
-    kwargs = probes.select(batch, inputs)
-    leaves = [kwargs[name].requires_grad_(True) for name in POLICY_INPUTS]
-    out = call_loss(fn, kwargs, context)
-    if not out.requires_grad:
-        return out, [torch.zeros_like(leaf) for leaf in leaves]
-    try:
-        grads = torch.autograd.grad(out.sum(), leaves, allow_unused=True)
-    except Exception as exc:  # candidate code boundary (backward runs its graph)
-        raise classify_exception(exc, f"backward, {context}") from None
-    pairs = zip(grads, leaves, strict=True)
-    return out.detach(), [torch.zeros_like(leaf) if g is None else g for g, leaf in pairs]
+def run_battery(
+    fn: LossFn, inputs: Sequence[str], seed: int = probes.SEED, full: bool = True
+) -> BatteryLimits:
+    """Run every check on `fn`; raise `RejectionError` at the first fault.
 
-
-def run_battery(fn: LossFn, inputs: Sequence[str]) -> BatteryLimits:
-    """Run every check on `fn`; raise `RejectionError` at the first fault."""
+    `seed` draws the wide checks' extra settings; the parent passes a fresh one per validation.
+    `full=False` is the worker's early look at the function: the wide checks on the fixed ladder
+    only, without finite differences (the parent's full run on the rebuilt graph decides).
+    """
     min_batch = _check_shapes(fn, inputs)
     outputs = _check_realistic(fn, inputs)
     _check_permutation(fn, inputs, outputs[0.1])
     batch_dependent = _is_batch_dependent(fn, inputs, outputs[0.1])
     _check_direction(fn, inputs)
+    coverage.check_wide(fn, inputs, seed=seed, min_batch=min_batch, full=full)
     return BatteryLimits(
         min_batch_size=min_batch,
         overflow_margin=_overflow_margin(fn, inputs),
@@ -191,7 +125,7 @@ def _check_shapes(fn: LossFn, inputs: Sequence[str]) -> int:
     )
     if min_batch is None or min_batch > MAX_MIN_BATCH:
         worst = max(s for s in SHAPE_BATCHES if not defined[s])
-        raise _fail(
+        raise fail(
             RejectionCode.BATCH_TOO_SMALL,
             f"values are not finite for a batch of {worst}; a loss must be defined for "
             f"batches of {MAX_MIN_BATCH} or more (batch statistics need care)",
@@ -206,28 +140,26 @@ def _check_realistic(fn: LossFn, inputs: Sequence[str]) -> dict[float, torch.Ten
     for beta in BETAS:
         batch = probes.realistic(REALISTIC_BATCH, beta)
         context = f"beta={beta}, {REALISTIC_BATCH} realistic pairs"
-        out, grads = _with_grad(fn, batch, inputs, context)
+        out, grads = with_grad(fn, batch, inputs, context)
         bad = ~torch.isfinite(out)
         if bad.any():
             index = int(bad.nonzero()[0, 0])
-            raise _fail(
+            raise fail(
                 RejectionCode.NON_FINITE,
                 f"returns {out[index].item()} at beta={beta} where β·Δ = "
                 f"{_margins(batch)[index].item():.3g} (summed log-probs in -1000..0); "
                 "keep it finite, e.g. F.logsigmoid/softplus instead of log(sigmoid), "
                 "clamp exponents",
             )
-        for name, grad in zip(POLICY_INPUTS, grads, strict=True):
-            if not torch.isfinite(grad).all():
-                raise _fail(
-                    RejectionCode.NON_FINITE_GRAD,
-                    f"gradient w.r.t. {name} is not finite at beta={beta} on realistic "
-                    "inputs; avoid sqrt/log/division at zero and overflowing exp",
-                )
-            any_gradient = any_gradient or bool((grad != 0).any())
+        require_finite_gradients(
+            grads,
+            f"at beta={beta} on realistic inputs",
+            "avoid sqrt/log/division at zero and overflowing exp",
+        )
+        any_gradient = any_gradient or any(bool((grad != 0).any()) for grad in grads)
         outputs[beta] = out
     if not any_gradient:
-        raise _fail(
+        raise fail(
             RejectionCode.NO_POLICY_GRADIENT,
             "the loss does not depend on the policy log-probs (zero gradient w.r.t. "
             "policy_chosen_logps and policy_rejected_logps); it cannot train anything",
@@ -249,7 +181,7 @@ def _check_permutation(fn: LossFn, inputs: Sequence[str], base: torch.Tensor) ->
     ok = _close(out, base[perm])
     if not ok.all():
         index = int((~ok).nonzero()[0, 0])
-        raise _fail(
+        raise fail(
             RejectionCode.NOT_PERMUTATION_EQUIVARIANT,
             "an example's loss changes when the batch is reordered "
             f"({base[perm][index]:.4g} -> {out[index]:.4g}); it may use batch statistics "
@@ -273,28 +205,27 @@ def _is_batch_dependent(fn: LossFn, inputs: Sequence[str], base: torch.Tensor) -
 
 def _check_direction(fn: LossFn, inputs: Sequence[str]) -> None:
     for beta in DIRECTION_BETAS:
-        parts, labels = [], []
+        favoured, labels = [], []
         for split in probes.SPLITS:
             for z in DIRECTION_MARGINS:
-                parts.append(probes.with_margins(torch.tensor([z / beta, -z / beta]), beta, split))
-                labels.append((z, split))
-        batch = probes.concat(parts)
+                favoured.append(probes.with_margins(torch.tensor([z / beta]), beta, split))
+                labels.append(z)
+        pairs = probes.concat(favoured)
+        batch = probes.concat([pairs, probes.swap(pairs)])  # one batch: same batch statistics
         with torch.no_grad():
             out = call_loss(fn, probes.select(batch, inputs), f"margin grid, beta={beta}")
-        pairs = out.view(-1, 2)  # (pairs, [+Δ, -Δ])
-        favoured, disfavoured = pairs[:, 0], pairs[:, 1]
-        finite = torch.isfinite(pairs).all(dim=1)
-        worse = favoured > disfavoured + 1e-6 + 1e-5 * disfavoured.abs()
-        bad = worse & finite
+        kept, swapped = out.view(2, -1)  # (2, pairs): as given, sides swapped
+        finite = torch.isfinite(kept) & torch.isfinite(swapped)
+        bad = (kept > swapped + 1e-6 + 1e-5 * swapped.abs()) & finite
         if bad.any():
             index = int(bad.nonzero()[0, 0])
-            z, _ = labels[index]
-            raise _fail(
+            z = labels[index]
+            raise fail(
                 RejectionCode.REWARDS_REJECTED,
                 f"the loss is lower when the rejected answer is preferred: "
-                f"{disfavoured[index]:.4g} at β·Δ = -{z:g} but {favoured[index]:.4g} at "
-                f"β·Δ = +{z:g} (beta={beta}); the loss must not reward a negative "
-                "chosen-minus-rejected margin (check the sign of the margin)",
+                f"{swapped[index]:.4g} at β·Δ = -{z:g} (the pair's sides swapped) but "
+                f"{kept[index]:.4g} at β·Δ = +{z:g} (beta={beta}); the loss must not reward a "
+                "negative chosen-minus-rejected margin (check the sign of the margin)",
             )
 
 
@@ -302,7 +233,7 @@ def _overflow_margin(fn: LossFn, inputs: Sequence[str]) -> float | None:
     base = probes.realistic(4, 1.0)
     for z in OVERFLOW_LADDER:
         batch = probes.concat([base, probes.with_margins(torch.tensor([z, -z]), 1.0)])
-        out, grads = _with_grad(fn, batch, inputs, f"margin ladder |β·Δ| = {z:g}")
+        out, grads = with_grad(fn, batch, inputs, f"margin ladder |β·Δ| = {z:g}")
         if not (torch.isfinite(out).all() and all(torch.isfinite(g).all() for g in grads)):
             return z
     return None

@@ -109,7 +109,8 @@ def run_job(job: Job) -> dict[str, Any]:
         start = time.perf_counter()
         fn = _define(job.source)
         inputs = _inputs(fn)
-        battery.run_battery(fn, inputs)
+        # An early look for a precise reason; the parent's full run on the graph decides.
+        battery.run_battery(fn, inputs, full=False)
         torch_state.compare(before)
         timings["battery_ms"] = 1e3 * (time.perf_counter() - start)
         start = time.perf_counter()
@@ -135,8 +136,11 @@ def run_job(job: Job) -> dict[str, Any]:
 
 
 WARM_UP_SOURCES = (
-    # DPO, and a batch-statistic loss touching where/std/mean/clamp/optional inputs, so the fx
-    # tracer, autograd, meta kernels and the probe caches are initialised before the zygote forks.
+    # DPO, and a batch-statistic loss touching where/std/mean/clamp/quantile/optional inputs, so
+    # the fx tracer, autograd, meta kernels and the probe caches are initialised before the
+    # zygote forks. A hardened child cannot import (it is chrooted into an empty directory), so
+    # every op whose first use imports a module must run here: quantile's meta kernel imports
+    # torch._subclasses.schema_check_mode (tests/sandbox/test_validator.py checks the allow-list).
     "def loss(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps,"
     " beta):\n    z = beta * ((policy_chosen_logps - ref_chosen_logps)"
     " - (policy_rejected_logps - ref_rejected_logps))\n    return -F.logsigmoid(z)\n",
@@ -144,7 +148,7 @@ WARM_UP_SOURCES = (
     " beta, chosen_lengths, refs_chosen_logps):\n"
     "    z = beta * ((policy_chosen_logps - refs_chosen_logps.mean(dim=0))"
     " - (policy_rejected_logps - ref_rejected_logps)) / torch.clamp(chosen_lengths, min=1)\n"
-    "    w = torch.sigmoid(z.std() * torch.tensor(0.05))\n"
+    "    w = torch.sigmoid(z.std() * torch.tensor(0.05)) + torch.quantile(z, 0.75)\n"
     "    return torch.where(z > 0, w * F.softplus(-z), torch.relu(1 - z) + torch.exp(-z).mean())\n",
 )
 

@@ -58,6 +58,12 @@ class SandboxConfig:
     drop_privileges: bool = True  # as root: chroot into the empty work dir, then uid/gid nobody
     start_timeout_s: float = 120.0  # how long start() waits for a warm worker before giving up
 
+    # Layer 3 (battery)
+    # Seed of the settings the parent's battery draws on top of its fixed ladder (coverage.py).
+    # None: a fresh one per validation, so a proposer cannot aim a switch at them; set it to
+    # reproduce a verdict exactly.
+    probe_seed: int | None = None
+
     # Layer 4 (graph)
     graph: GraphLimits = field(default_factory=GraphLimits)
 

@@ -45,9 +45,13 @@ SIGNATURE_HELP = (
     "refs_rejected_logps"
 )
 
-_FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
-_JSON_FENCE = re.compile(r"```[ \t]*json[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
-_DEF_NAME = re.compile(r"^\s*def\s+([A-Za-z_][A-Za-z0-9_]*)", re.MULTILINE)
+# Every pattern here is linear in its input: the info string after a fence is matched at one
+# position (`_fence_blocks` finds fences with str.find), with possessive quantifiers, and the def
+# scan's leading blanks cannot cross a line (a `\s*` there rescanned every following blank line
+# from every line start: quadratic, 68 s of CPU for 150 KB of newlines).
+_FENCE_INFO = re.compile(r"[ \t]*+([A-Za-z0-9]*+)[ \t]*+\n")  # possessive: no backtracking
+_CODE_INFO = frozenset({"", "python", "py", "python3"})
+_DEF_NAME = re.compile(r"^[ \t\f]*+def[ \t]++([A-Za-z_][A-Za-z0-9_]*)", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -75,9 +79,10 @@ def parse_candidate(text: str) -> Candidate:
     """
     stripped = text.strip()
     json_text = stripped
-    fenced_json = _JSON_FENCE.search(stripped)
-    if fenced_json is not None:
-        json_text = fenced_json.group(1).strip()
+    fenced_json = _fence_blocks(stripped, frozenset({"json"}))
+    if fenced_json:
+        start, end = fenced_json[0][1]
+        json_text = stripped[start:end].strip()
     if json_text.startswith("{"):
         try:
             data = json.loads(json_text)
@@ -96,7 +101,8 @@ def parse_candidate(text: str) -> Candidate:
         return Candidate(
             name=name.strip() or _default_name(data["code"]), thought=thought, code=data["code"]
         )
-    blocks = _FENCE.findall(stripped)
+    fences = _fence_blocks(stripped, _CODE_INFO)
+    blocks = [stripped[start:end] for _, (start, end) in fences]
     if not blocks:
         raise CandidateParseError(
             'no candidate found: send JSON {"name", "thought", "code"} or '
@@ -107,8 +113,29 @@ def parse_candidate(text: str) -> Candidate:
             f"found {len(blocks)} fenced code blocks; send exactly one, holding the loss function"
         )
     code = blocks[0]
-    thought = _FENCE.sub("", stripped).strip()
+    (outer_start, outer_end), _ = fences[0]
+    thought = (stripped[:outer_start] + stripped[outer_end:]).strip()
     return Candidate(name=_default_name(code), thought=thought, code=code)
+
+
+def _fence_blocks(text: str, info: frozenset[str]) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Fenced blocks whose info string (lower-cased) is in `info`, in order, as ((fence start,
+    fence end), (body start, body end)): a fence is three backticks, the info string and a
+    newline; the body runs to the next three backticks. Linear: each str.find resumes where
+    the last one stopped, and a fence without a closing one ends the search."""
+    found = []
+    position = 0
+    while (opening := text.find("```", position)) != -1:
+        header = _FENCE_INFO.match(text, opening + 3)
+        if header is None or header.group(1).lower() not in info:
+            position = opening + 1
+            continue
+        closing = text.find("```", header.end())
+        if closing == -1:
+            break
+        found.append(((opening, closing + 3), (header.end(), closing)))
+        position = closing + 3
+    return found
 
 
 def _default_name(code: str) -> str:

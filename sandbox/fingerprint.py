@@ -13,6 +13,15 @@ step, whereas in float32 they differ by a few ulps and would straddle rounding b
 probe margins keep |β·Δ| <= 6, so no value of a sigmoid-type loss is tiny. Graphs that cast to
 float32 internally lose that margin (rare; documented as a limit).
 
+The hash is exact, so it is only a first look. Duplicates are judged by behaviour:
+`behaviour(graph, seed)` is the direction of the loss's policy gradients on batches of several
+sizes, betas and reference counts (float64), each batch's gradient scaled to unit length. Adam
+cannot tell a loss from a positive multiple of it (and a constant added to a loss changes no
+gradient), so these are one loss; `distance` between two behaviours is 0 for them and grows with
+any real difference. Two losses within `NEAR_DUPLICATE` of each other on the fixed settings are
+then compared again on settings drawn from a fresh seed (`Sandbox.same_behaviour`), so a loss
+that matches another only where the probes look cannot take its place.
+
 It fingerprints only rebuilt graphs (never candidate source) and decides nothing about validity.
 """
 
@@ -22,17 +31,27 @@ import copy
 import hashlib
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
-from sandbox import probes
+from sandbox import coverage, probes
 from sandbox.contract import POLICY_INPUTS
 from sandbox.graph import LossGraph
 
 FINGERPRINT_VERSION = "lossforge-fingerprint/1"
 ZERO_BELOW = 1e-9  # |x| below this rounds to "0"
+NEAR_DUPLICATE = 1e-3  # behaviours closer than this (out of 2) are one loss
+_F64 = torch.float64
+# Where behaviour is compared: small and training-sized batches, betas across the range, 1-5 refs.
+BEHAVIOUR_SETTINGS: tuple[coverage.Setting, ...] = (
+    coverage.Setting(8, 0.1, _F64, 3, 512),
+    coverage.Setting(32, 0.05, _F64, 1, 64),
+    coverage.Setting(64, 0.5, _F64, 5, 4096),
+    coverage.Setting(256, 2.0, _F64, 2, 16),
+    coverage.Setting(1152, 0.01, _F64, 4, 1024),
+)
 
 
 @dataclass(frozen=True)
@@ -119,3 +138,39 @@ def digest(values: Sequence[ProbeValues]) -> str:
 def fingerprint(graph: LossGraph) -> str:
     """Hex digest (32 characters) of rounded values and policy gradients on the probe set."""
     return digest(probe_values(graph))
+
+
+def behaviour(graph: LossGraph, seed: int = probes.SEED) -> torch.Tensor:
+    """Unit-length policy gradients per setting, concatenated and scaled to unit length, (N,).
+
+    `seed` picks the batches: the fixed seed for the archive's first look, a fresh one to confirm.
+    """
+    model = copy.deepcopy(graph).to(_F64)
+    parts = []
+    settings = BEHAVIOUR_SETTINGS
+    if seed != probes.SEED:  # only drawn settings: a confirmation must not look where the
+        # first look did. Batches of 4 or more: every accepted loss is defined there.
+        settings = tuple(replace(s, batch=max(s.batch, 4)) for s in coverage.drawn_settings(seed))
+    for index, s in enumerate(settings):
+        batch, _ = coverage.setting_batch(s, seed + index)
+        kwargs = probes.select(batch, graph.input_names)
+        leaves = [kwargs[name].requires_grad_(True) for name in POLICY_INPUTS]
+        out = model(**kwargs)
+        grads = torch.autograd.grad(out.sum(), leaves, allow_unused=True)
+        flat = torch.cat(
+            [
+                torch.zeros_like(leaf) if g is None else g
+                for g, leaf in zip(grads, leaves, strict=True)
+            ]
+        )  # (2B,)
+        norm = flat.norm()
+        parts.append(flat / norm if norm > 0 else flat)
+    return torch.cat(parts) / len(parts) ** 0.5
+
+
+def distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """How far apart two behaviours are: 0 for one loss (or a positive multiple), at most 2."""
+    if a.shape != b.shape:
+        return 2.0
+    value = float((a - b).norm())
+    return value if math.isfinite(value) else 2.0

@@ -3,9 +3,11 @@
 `rebuild_graph(graph_json)` is the only way graph JSON becomes runnable: the validator uses it on
 what a child reports, and trainers (Ray workers) use it on what they receive. It refuses, with a
 `GraphRejectedError` naming the fault: JSON over the size cap or malformed; an op that is not on the
-allow-list (UNKNOWN_OP); in-place ops, `out=` or `inplace=True` (MUTABLE_OP); `.item()`-style
-reads and math.* on traced values (VALUE_READ); factories without `device=<graph value>` and
-device methods (BAKED_DEVICE); more nodes than the cap (GRAPH_TOO_LARGE); an output that is not
+allow-list (UNKNOWN_OP); in-place methods (MUTABLE_OP); `.item()`-style reads and math.* on
+traced values (VALUE_READ); factories without `device=<graph value>` and device methods
+(BAKED_DEVICE); a call whose arguments, by position or keyword, do not fit the op's signature or
+set an in-place flag, `out=`, `requires_grad`, a foreign device or a non-dtype dtype (checked by
+graph_schema.py); more nodes than the cap (GRAPH_TOO_LARGE); an output that is not
 exactly one tensor of shape (B,) (BAD_OUTPUT); intermediates over the element caps, checked by
 running the graph on the meta device (TENSOR_TOO_LARGE). Node names in the JSON are never used as
 code: the fx graph is built from our own names and allow-listed callables, and every reference
@@ -13,15 +15,15 @@ must point to an earlier node, so the graph is a DAG by construction.
 
 A `LossGraph` takes the contract's argument names as keyword arguments and returns (B,) losses;
 it re-runs the meta-device size check (graph_meta.py) for every new input shape before
-computing, so no input shape can make it allocate past the caps. This module does not trace
-(graph_capture.py) and never executes candidate source.
+computing, so no input shape can make it allocate past the caps, and refuses a call that edited
+an input or a constant in place (version counters), so its constants cannot drift across calls.
+This module does not trace (graph_capture.py) and never executes candidate source.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -34,6 +36,7 @@ from sandbox.errors import GraphRejectedError
 from sandbox.graph_capture import GRAPH_FORMAT
 from sandbox.graph_kinds import Kind, node_kind
 from sandbox.graph_meta import check_on_meta, meta_inputs
+from sandbox.graph_schema import check_call
 from sandbox.verdict import RejectionCode
 
 _DTYPES = {
@@ -102,7 +105,21 @@ class LossGraph(torch.nn.Module):
             if len(self._checked_shapes) >= _SHAPE_CACHE_SIZE:
                 self._checked_shapes.clear()
             self._checked_shapes.add(key)
-        return self.graph_module(**{n: args[n] for n in self.input_names})
+        inputs = {n: args[n] for n in self.input_names}
+        # The rebuild refuses every in-place op it can name; the version counters catch any it
+        # cannot, so neither the caller's tensors nor the graph's constants drift across calls.
+        watched = [
+            t for t in (*inputs.values(), *self.graph_module.buffers()) if not t.is_inference()
+        ]
+        versions = [t._version for t in watched]
+        out = self.graph_module(**inputs)
+        if any(t._version != v for t, v in zip(watched, versions, strict=True)):
+            raise _reject(
+                RejectionCode.MUTABLE_OP,
+                "the graph edited an input or one of its constants in place while running; "
+                "a loss must compute new tensors",
+            )
+        return out
 
 
 def rebuild_graph(graph_json: str, limits: GraphLimits | None = None) -> LossGraph:
@@ -302,12 +319,12 @@ class _Builder:
                     "(e.g. torch.log) on tensors, beta included",
                 )
             raise _reject(RejectionCode.UNKNOWN_OP, f"op {target} is not on the allow-list")
-        _check_kwargs(target, kwargs)
+        check_call("call_function", target, self.functions[target], args, kwargs, self.kinds)
         name = target.rsplit(".", 1)[-1]
         if (
             target.startswith("torch.")
             and name in al.FACTORY_FUNCTIONS
-            and not isinstance(kwargs.get("device"), torch.fx.Node)
+            and kwargs.get("device") is None  # check_call: any device is a graph value's own
         ):
             raise _reject(
                 RejectionCode.BAKED_DEVICE,
@@ -340,12 +357,7 @@ class _Builder:
             raise _reject(RejectionCode.UNKNOWN_OP, f"method .{target}() is not on the allow-list")
         if not args or not isinstance(args[0], torch.fx.Node):
             raise _malformed(f"method .{target}() needs a graph value as self")
-        _check_kwargs(f".{target}", kwargs)
-        if target == "to" and (
-            any(not isinstance(a, torch.dtype | torch.fx.Node) for a in args[1:])
-            or set(kwargs) - {"dtype"}
-        ):
-            raise _reject(RejectionCode.BAKED_DEVICE, ".to() may only change the dtype")
+        check_call("call_method", target, None, args, kwargs, self.kinds)
         return target
 
     def finish(self, output: object) -> None:
@@ -389,10 +401,3 @@ def _number(value: object, position: int) -> float | int:
     ):
         return float(value["float"])
     raise _malformed(f"node {position} has a non-numeric value")
-
-
-def _check_kwargs(target: str, kwargs: Mapping[str, Any]) -> None:
-    if "out" in kwargs:
-        raise _reject(RejectionCode.MUTABLE_OP, f"{target}(out=...) writes into an existing tensor")
-    if kwargs.get("inplace", False) is not False:
-        raise _reject(RejectionCode.MUTABLE_OP, f"{target}(inplace=True) edits a tensor in place")

@@ -7,6 +7,12 @@ size, see `element_caps`), a Python number exceeds 2**40, an op has no shape-onl
 kernel or a data-dependent output shape, or the output is not floating (B,). `LossGraph` runs it
 for every new input shape before computing, so no shape can make a graph allocate past the caps.
 
+`check_cost(module, names, limits)` bounds what a step costs: the elements every intermediate
+writes plus the FLOPs of matrix products, counted on the meta device (deterministic, unlike a
+clock) at a small and a large batch. Growth faster than the batch (pairwise terms: an O(B²) loss
+at the bandit's B ~ 1152 takes seconds a step where DPO takes a fraction of a millisecond), or a
+cost far above DPO's at a training batch size, is refused with the numbers.
+
 It does not check which ops a graph uses (graph.py does, before anything runs).
 """
 
@@ -17,6 +23,7 @@ from typing import Any
 
 import torch
 import torch.fx
+from torch.utils.flop_counter import FlopCounterMode
 
 from sandbox.config import GraphLimits
 from sandbox.errors import GraphRejectedError
@@ -25,6 +32,11 @@ from sandbox.verdict import RejectionCode
 MAX_GRAPH_INT = 1 << 40  # Python ints computed from shapes stay far below this
 MIN_TENSOR_CAP = 1 << 16  # element caps never go below these, whatever the batch size
 MIN_PASS_CAP = 1 << 20
+COST_BATCHES = (256, 4096)  # small and large B of the cost bound
+MAX_GROWTH = 2.0  # cost may grow at most this many times faster than B between them
+TRAINING_BATCH = 1152  # the bandit's full batch, the largest a CPU stage trains on
+MAX_COST_VS_DPO = 200.0  # at TRAINING_BATCH; DPO writes ~6 (B,) tensors a step
+_DPO_ELEMENTS_PER_EXAMPLE = 6  # sub, sub, sub, mul, logsigmoid, neg: one (B,) tensor each
 
 
 def _reject(code: RejectionCode, reason: str) -> GraphRejectedError:
@@ -126,4 +138,47 @@ def check_on_meta(
             RejectionCode.BAD_OUTPUT,
             f"the graph returns {shown} for a batch of "
             f"{batch}; it must return floating per-example losses of shape (B,)",
+        )
+
+
+def cost(module: torch.fx.GraphModule, names: Sequence[str], batch: int, num_refs: int) -> int:
+    """Elements written by every intermediate, plus matmul/conv FLOPs, of one pass at `batch`."""
+    runner = _MetaRun(module, (1 << 62, 1 << 62))  # counting only: meta tensors hold no memory
+    inputs = meta_inputs(names, batch, num_refs)
+    with FlopCounterMode(display=False) as flops:
+        runner.run(*(inputs[n] for n in names))
+    return runner.total + int(flops.get_total_flops())
+
+
+def check_cost(module: torch.fx.GraphModule, names: Sequence[str], limits: GraphLimits) -> None:
+    """Refuse a graph whose cost grows faster than the batch, or dwarfs DPO's when training."""
+    small, large = COST_BATCHES
+    try:
+        at_small, at_large = (cost(module, names, b, limits.meta_num_refs) for b in (small, large))
+    except GraphRejectedError:
+        raise
+    except Exception as exc:  # shapes passed check_on_meta at one batch; report, don't crash
+        raise _reject(
+            RejectionCode.MALFORMED_GRAPH,
+            f"fails shape-only (meta) execution at batch size {small} or {large} "
+            f"({type(exc).__name__}); a loss must work at every batch size",
+        ) from None
+    growth = at_large / max(at_small, 1)
+    if growth > MAX_GROWTH * large / small:
+        raise _reject(
+            RejectionCode.TOO_COSTLY,
+            f"its cost grows faster than the batch: {at_small:,} elements and FLOPs a step at "
+            f"B={small}, {at_large:,} at B={large} (x{growth:.0f} for x{large // small} the "
+            "examples); pairwise (B, B) terms make a training step take seconds, keep it O(B)",
+        )
+    # Past the growth bound the cost is near-linear in B, so interpolating between the two
+    # measurements estimates it at the training batch (and saves a third meta run).
+    at_training = at_small + (at_large - at_small) * (TRAINING_BATCH - small) / (large - small)
+    dpo = _DPO_ELEMENTS_PER_EXAMPLE * TRAINING_BATCH
+    if at_training > MAX_COST_VS_DPO * dpo:
+        raise _reject(
+            RejectionCode.TOO_COSTLY,
+            f"a step costs {at_training:,.0f} elements and FLOPs at B={TRAINING_BATCH}, "
+            f"{at_training / dpo:.0f} times DPO's (the cap is {MAX_COST_VS_DPO:g} times); "
+            "compute each example's loss with a few elementwise ops",
         )

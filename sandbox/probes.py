@@ -43,19 +43,27 @@ def _assemble(
     *,
     beta: float,
     gen: torch.Generator,
+    paired: bool = False,
 ) -> Batch:
-    """Add lengths and K references (offsets of mean zero around the combined reference)."""
+    """Add lengths and K references (offsets of mean zero around the combined reference).
+
+    `paired`: the rejected side gets the chosen side's lengths and reference offsets, so that a
+    margin Δ > 0 favours the chosen side by every measure (per token, against each reference).
+    """
     batch = pc.shape[0]
     offsets = 2.0 * torch.randn(2, NUM_REFS, batch, generator=gen)  # (2, K, B)
     offsets = offsets - offsets.mean(dim=1, keepdim=True)
+    lengths = torch.randint(8, 513, (2, batch), generator=gen)  # (2, B)
+    if paired:
+        offsets, lengths = offsets[[0, 0]], lengths[[0, 0]]
     return {
         "policy_chosen_logps": pc,
         "policy_rejected_logps": pr,
         "ref_chosen_logps": rc,
         "ref_rejected_logps": rr,
         "beta": torch.tensor(beta, dtype=torch.float32),
-        "chosen_lengths": torch.randint(8, 513, (batch,), generator=gen),
-        "rejected_lengths": torch.randint(8, 513, (batch,), generator=gen),
+        "chosen_lengths": lengths[0],
+        "rejected_lengths": lengths[1],
         "refs_chosen_logps": rc.unsqueeze(0) + offsets[0],  # (K, B)
         "refs_rejected_logps": rr.unsqueeze(0) + offsets[1],  # (K, B)
     }
@@ -82,13 +90,33 @@ def with_margins(
     level: float = -300.0,
     seed: int = SEED,
 ) -> Batch:
-    """One example per margin Δ (B,), s_c = split[0]·Δ, s_r = split[1]·Δ, references at `level`."""
+    """One example per margin Δ (B,), s_c = split[0]·Δ, s_r = split[1]·Δ, references at `level`.
+
+    Both sides of a pair share lengths and reference offsets: only the margin tells them apart.
+    """
     gen = _generator(seed)
     margins = margins.to(torch.float32)
     rc = torch.full_like(margins, level)
     pc = rc + split[0] * margins
     pr = rc + split[1] * margins
-    return _assemble(pc, pr, rc, rc.clone(), beta=beta, gen=gen)
+    return _assemble(pc, pr, rc, rc.clone(), beta=beta, gen=gen, paired=True)
+
+
+_SIDES = (
+    ("policy_chosen_logps", "policy_rejected_logps"),
+    ("ref_chosen_logps", "ref_rejected_logps"),
+    ("chosen_lengths", "rejected_lengths"),
+    ("refs_chosen_logps", "refs_rejected_logps"),
+)
+
+
+def swap(batch: Batch) -> Batch:
+    """The same pairs with chosen and rejected exchanged: log-probs, references and lengths."""
+    out = dict(batch)
+    for chosen, rejected in _SIDES:
+        if chosen in batch:
+            out[chosen], out[rejected] = batch[rejected], batch[chosen]
+    return out
 
 
 def concat(batches: Sequence[Batch]) -> Batch:

@@ -1,16 +1,18 @@
 """Layer 1: static checks on candidate source, before any process runs it.
 
-What is enforced: a size cap; `ast.parse`; exactly one top-level function with an accepted
-signature (contract.py); nothing else at top level but a docstring and the imports
-`import torch`, `import math`, `import torch.nn.functional as F` (also allowed inside the function,
-as DiscoPOP's proposer wrote them); an AST node allow-list (no loops, branches, lambdas,
-comprehensions, try, with, f-strings, walrus, ...); names limited to the parameters, local
-variables, `torch`, `F`, `math` and `abs`; attributes limited to the allow-listed `torch.*`, `F.*`,
-`math.*` names and tensor methods (allowlist.py); no dunder names anywhere; no attribute, item or
-augmented assignment (they mutate shared state or tensors in place); string constants only from a
-tiny set, plus docstrings. Identifiers are NFKC-normalized before checking, as Python does when it
-runs code (`ｅｖａｌ` is `eval`). This module checks the layout and the signature; the rules for
-the function body are in static_body.py.
+What is enforced: the text rules of text.py first (a size cap, valid UTF-8, no bidi controls,
+invisible or control characters, in linear time before any parse); `ast.parse`; ASCII identifiers
+(text.py); exactly one top-level function with an accepted signature (contract.py); nothing else
+at top level but a docstring and the imports `import torch`, `import math`,
+`import torch.nn.functional as F` (also allowed inside the function, as DiscoPOP's proposer wrote
+them); an AST node allow-list (no loops, branches, lambdas, comprehensions, try, with, f-strings,
+walrus, ...); names limited to the parameters, local variables, `torch`, `F`, `math` and `abs`;
+attributes limited to the allow-listed `torch.*`, `F.*`, `math.*` names and tensor methods
+(allowlist.py); no dunder names anywhere; no attribute, item or augmented assignment (they mutate
+shared state or tensors in place); string constants only from a tiny set, plus docstrings.
+Identifiers are also NFKC-normalized before checking, as Python does when it runs code (`ｅｖａｌ`
+is `eval`), should the ASCII rule ever be bypassed. This module checks the layout and the
+signature; the rules for the function body are in static_body.py.
 
 What it does not do: run or import anything, or judge behaviour. Passing layer 1 does not make a
 candidate safe; layers 2-5 hold on their own (tests run them with this layer switched off). The
@@ -22,6 +24,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
+from sandbox import text
 from sandbox.contract import Parameter, signature_problem
 from sandbox.static_body import (
     BodyChecker,
@@ -57,14 +60,9 @@ def canonicalize(source: str) -> str | None:
 
 def check(source: str, *, max_bytes: int) -> StaticReport:
     """Run layer 1 on `source`; never raises for any input string."""
-    size = len(source.encode("utf-8", errors="replace"))
-    if size > max_bytes:
-        return StaticReport(
-            False,
-            Stage.STATIC,
-            RejectionCode.SOURCE_TOO_LARGE,
-            f"code is {size} bytes; the cap is {max_bytes}: write a shorter loss",
-        )
+    problem = text.check(source, max_bytes=max_bytes)  # linear; before anything parses
+    if problem is not None:
+        return StaticReport(False, Stage.STATIC, problem.code, problem.reason)
     try:
         tree = ast.parse(source)
     except SyntaxError as exc:
@@ -81,6 +79,9 @@ def check(source: str, *, max_bytes: int) -> StaticReport:
             RejectionCode.SYNTAX_ERROR,
             f"code cannot be parsed ({type(exc).__name__}); send plain, shallow Python",
         )
+    problem = text.identifier_problem(source, tree)
+    if problem is not None:
+        return StaticReport(False, Stage.STATIC, problem.code, problem.reason)
     try:
         func = _check_module(tree)
     except StaticRuleError as exc:

@@ -4,8 +4,9 @@ Walks the body of the candidate's one function with an explicit stack (hostile n
 overflow the validator's stack) and raises `StaticRuleError` at the first node outside the
 allow-lists: syntax (no loops, branches, lambdas, comprehensions, try, with, f-strings, walrus),
 names (parameters, local variables, `torch`, `F`, `math`, `abs`), attributes (allowlist.py),
-dunders, mutations (attribute, item and augmented assignment, `out=`, `inplace=True`),
-constants (strings from a tiny set, no bytes, no huge integers) and annotations.
+dunders, mutations (attribute, item and augmented assignment, `out=`, an in-place flag by name
+or by position as in `F.leaky_relu(x, 0.1, True)`), constants (strings from a tiny set, no
+bytes, no huge integers) and annotations.
 
 It does not check the module's layout or the signature (static.py) and never runs anything.
 """
@@ -13,8 +14,12 @@ It does not check the module's layout or the signature (static.py) and never run
 from __future__ import annotations
 
 import ast
+import functools
+import inspect
 import unicodedata
 from collections.abc import Iterator
+
+import torch.nn.functional as F
 
 from sandbox import allowlist as al
 from sandbox.verdict import RejectionCode
@@ -388,6 +393,7 @@ class BodyChecker:
                 f"calling {name!r} is not allowed: call torch/F/math functions, tensor "
                 "methods or abs",
             )
+        self._check_positional_inplace(node)
         for keyword in node.keywords:
             if keyword.arg is None:
                 raise StaticRuleError(
@@ -410,6 +416,27 @@ class BodyChecker:
                     RejectionCode.MUTATION, node, "inplace= edits a tensor in place; leave it False"
                 )
 
+    def _check_positional_inplace(self, node: ast.Call) -> None:
+        """`F.leaky_relu(x, 0.1, True)`: an in-place flag passed by position, not by name."""
+        if not isinstance(node.func, ast.Attribute):
+            return
+        root, parts = attribute_chain(node.func)
+        if not isinstance(root, ast.Name) or nfkc(root.id) not in ("F", "torch"):
+            return
+        if nfkc(root.id) == "torch" and parts[:2] != ["nn", "functional"]:
+            return
+        position = inplace_positions().get(parts[-1])
+        if position is None or len(node.args) <= position:
+            return
+        flag = node.args[position]
+        if not (isinstance(flag, ast.Constant) and flag.value is False):
+            raise StaticRuleError(
+                RejectionCode.MUTATION,
+                node,
+                f"F.{parts[-1]}'s argument {position + 1} is inplace, and anything but False "
+                "edits a tensor in place; leave it out",
+            )
+
     def _check_annotation(self, node: ast.AST) -> None:
         if isinstance(node, ast.Name) and nfkc(node.id) in {"float", "int"}:
             return
@@ -425,6 +452,20 @@ class BodyChecker:
             node,
             "annotations may only be torch.Tensor, float or int",
         )
+
+
+@functools.cache
+def inplace_positions() -> dict[str, int]:
+    """F function name -> index of its `inplace` parameter, read from torch's own signatures."""
+    positions: dict[str, int] = {}
+    for name in sorted(al.F_FUNCTIONS):
+        try:
+            parameters = list(inspect.signature(getattr(F, name)).parameters)
+        except (TypeError, ValueError):  # a builtin without a signature has no inplace flag
+            continue
+        if "inplace" in parameters:
+            positions[name] = parameters.index("inplace")
+    return positions
 
 
 def _module_attribute_allowed(module: str, parts: list[str]) -> bool:

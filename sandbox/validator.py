@@ -3,13 +3,15 @@
     with Sandbox(SandboxConfig()) as sandbox:
         verdict = sandbox.validate(candidate)   # Candidate, or a proposer's reply as text
 
-Order: parse (reply -> Candidate) and size cap; layer 1 static checks (unless switched off);
-layer 2, the candidate runs in a fresh hardened worker, which runs layer 3 (battery) and the
-child half of layer 4 (capture) on the source; then, in this process and on the rebuilt graph
-only, layer 4 (rebuild against the allow-list, meta-device size checks, the child's probe values
-reproduced), layer 3 again (so a forged report cannot pass a failing graph), and layer 5
-(fingerprint). `validate` returns a Verdict for every candidate and raises only
-`SandboxUnavailableError`, when the worker pool itself cannot run.
+Order: the text checks of text.py (size caps, UTF-8, no hidden characters; linear time, before
+any parse), parse (reply -> Candidate); layer 1 static checks (unless switched off); layer 2, the
+candidate runs in a fresh hardened worker, which runs layer 3 (battery) and the child half of
+layer 4 (capture) on the source; then, in this process and on the rebuilt graph only, layer 4
+(rebuild against the allow-list, meta-device size checks, the child's probe values reproduced,
+the cost bound), layer 3 again (so a forged report cannot pass a failing graph; its wide settings
+drawn from a fresh seed unless `probe_seed` is set), and layer 5 (fingerprint). `validate`
+returns a Verdict for every candidate and raises only `SandboxUnavailableError`, when the worker
+pool itself cannot run.
 
 The constructor only assigns; `start()` (or `with`) starts the pool and warms this process's
 graph code; `close()` stops the pool if this Sandbox started it. This module never executes
@@ -21,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import secrets
 import signal
 import threading
 import time
@@ -30,12 +33,13 @@ from types import TracebackType
 
 import torch
 
-from sandbox import battery, fingerprint, probes, protocol, static
+from sandbox import battery, fingerprint, probes, protocol, static, text
 from sandbox.config import SandboxConfig
-from sandbox.contract import REQUIRED_INPUTS, Candidate, canonical_inputs, parse_candidate
-from sandbox.errors import CandidateParseError, RejectionError, SandboxUnavailableError
+from sandbox.contract import REQUIRED_INPUTS, Candidate, canonical_inputs
+from sandbox.errors import RejectionError, SandboxUnavailableError
 from sandbox.graph import LossGraph, rebuild_graph
 from sandbox.graph_capture import GRAPH_FORMAT
+from sandbox.graph_meta import check_cost
 from sandbox.hardening import EXIT_HARDENING_FAILED
 from sandbox.isolation import ChildOutcome, Outcome, WorkerPool
 from sandbox.verdict import RejectionCode, Stage, Verdict, VerdictStatus
@@ -152,6 +156,32 @@ class Sandbox:
             raise SandboxUnavailableError("the sandbox is not started; call start()")
         return self._pool
 
+    # -- duplicates ------------------------------------------------------------------------------
+    def behaviour(self, graph_json: str) -> torch.Tensor | None:
+        """An accepted loss's behaviour on the fixed settings (`fingerprint.behaviour`); None if
+        its graph no longer rebuilds under this sandbox's limits."""
+        return self._behaviour(graph_json, probes.SEED)
+
+    def same_behaviour(self, graph_json: str, other_json: str) -> bool:
+        """Are two accepted losses one loss? Judged on settings drawn from a fresh seed (or from
+        `probe_seed`), so that matching another loss only where the fixed probes look is not
+        enough to pass for it."""
+        cfg = self.config
+        seed = secrets.randbits(31) if cfg.probe_seed is None else cfg.probe_seed + 1
+        mine, theirs = self._behaviour(graph_json, seed), self._behaviour(other_json, seed)
+        if mine is None or theirs is None:
+            return False
+        return fingerprint.distance(mine, theirs) <= fingerprint.NEAR_DUPLICATE
+
+    def _behaviour(self, graph_json: str, seed: int) -> torch.Tensor | None:
+        with _parent_checks():
+            try:
+                graph = rebuild_graph(graph_json, self.config.graph)
+                return fingerprint.behaviour(graph, seed)
+            except Exception as exc:  # a stored graph is data: report it, do not crash intake
+                logger.warning("sandbox: a stored graph did not rebuild (%s)", exc)
+                return None
+
     # -- validation ------------------------------------------------------------------------------
     def validate(self, candidate: Candidate | str) -> Verdict:
         """Run every layer on `candidate`; a REJECTED verdict says which stage stopped it, why."""
@@ -159,13 +189,10 @@ class Sandbox:
         timings: dict[str, float] = {}
         name = "candidate"
         try:
-            if isinstance(candidate, str):
-                try:
-                    candidate = parse_candidate(candidate)
-                except CandidateParseError as exc:
-                    raise RejectionError(
-                        Stage.PARSE, RejectionCode.CANDIDATE_FORMAT, exc.reason
-                    ) from None
+            if isinstance(candidate, Candidate):
+                name = candidate.name
+            # Size and characters first, in linear time, before the reply or the code is parsed.
+            candidate = text.screen(candidate, max_source_bytes=self.config.max_source_bytes)
             name = candidate.name
             return self._validate(candidate, timings, begin)
         except RejectionError as exc:
@@ -177,14 +204,7 @@ class Sandbox:
     def _validate(self, candidate: Candidate, timings: dict[str, float], begin: float) -> Verdict:
         cfg = self.config
         mark = time.perf_counter()
-        source = candidate.code
-        size = len(source.encode("utf-8", errors="replace"))
-        if size > cfg.max_source_bytes:
-            raise RejectionError(
-                Stage.STATIC,
-                RejectionCode.SOURCE_TOO_LARGE,
-                f"code is {size} bytes; the cap is {cfg.max_source_bytes}: write a shorter loss",
-            )
+        source = candidate.code  # its size and characters passed text.screen
         parameters: tuple[str, ...] | None = None
         if cfg.static_checks:
             report = static.check(source, max_bytes=cfg.max_source_bytes)
@@ -213,8 +233,10 @@ class Sandbox:
                 ) from None
             graph = rebuild_graph(graph_text, cfg.graph)
             _check_agreement(graph, child, parameters)
+            check_cost(graph.graph_module, graph.input_names, cfg.graph)
             mark = _lap(timings, "graph", mark)
-            limits = battery.run_battery(graph, graph.input_names)
+            seed = secrets.randbits(31) if cfg.probe_seed is None else cfg.probe_seed
+            limits = battery.run_battery(graph, graph.input_names, seed=seed)
             mark = _lap(timings, "battery", mark)
             try:
                 digest = fingerprint.fingerprint(graph)

@@ -42,6 +42,7 @@ class RejectionCode(StrEnum):
     SYNTAX_ERROR = "syntax_error"
     # STATIC
     SOURCE_TOO_LARGE = "source_too_large"
+    UNSAFE_TEXT = "unsafe_text"  # bidi/invisible/control characters, non-ASCII names, bad UTF-8
     STRUCTURE = "structure"  # not exactly one top-level function, or other top-level statements
     SIGNATURE = "signature"
     FORBIDDEN_SYNTAX = "forbidden_syntax"  # an AST node outside the allow-list (loops, lambdas)
@@ -71,6 +72,8 @@ class RejectionCode(StrEnum):
     REWARDS_REJECTED = "rewards_rejected"
     BATCH_TOO_SMALL = "batch_too_small"
     INPLACE_INPUT = "inplace_input"
+    GRADIENT_MISMATCH = "gradient_mismatch"  # the gradient is not the derivative of the values
+    INCONSISTENT = "inconsistent"  # values change with batch size or dtype, without batch stats
     GLOBAL_STATE = "global_state"
     MONKEYPATCH = "monkeypatch"
     # GRAPH
@@ -83,6 +86,7 @@ class RejectionCode(StrEnum):
     GRAPH_TOO_LARGE = "graph_too_large"
     TENSOR_TOO_LARGE = "tensor_too_large"
     BAD_OUTPUT = "bad_output"
+    TOO_COSTLY = "too_costly"  # cost grows faster than the batch, or far above DPO's
     VALUE_MISMATCH = "value_mismatch"
     # FINGERPRINT
     FINGERPRINT_FAILED = "fingerprint_failed"

@@ -81,6 +81,22 @@ def test_urls_point_at_the_services_that_serve_them(compose: dict) -> None:
     assert f"--port={llm.port}" in [_interpolate(a) for a in services["vllm"]["command"]]
 
 
+def test_ray_token_authentication_is_shared_by_the_cluster_and_its_clients(
+    compose: dict,
+) -> None:
+    services = compose["services"]
+    tokens = set()
+    for name in ("api", "ray-head", "ray-worker"):
+        env = services[name]["environment"]
+        assert env["RAY_AUTH_MODE"] == "token", name  # `ray start` and Ray's client read it
+        tokens.add(_interpolate(env["RAY_AUTH_TOKEN"]))
+    assert len(tokens) == 1  # one token for head, workers and the API's engines
+    api_env = {k: _interpolate(str(v)) for k, v in services["api"]["environment"].items()}
+    settings = Settings.model_validate(api_env)  # as the API's settings read its environment
+    assert settings.ray_auth_token is not None
+    assert settings.ray_auth_token.get_secret_value() == tokens.pop()
+
+
 def test_gpu_workers_reserve_gpus(compose: dict) -> None:
     for name in ("ray-worker", "vllm"):
         devices = compose["services"][name]["deploy"]["resources"]["reservations"]["devices"]

@@ -1,7 +1,9 @@
 """The `lossforge` command line: one click group, one module per command family.
 
 Settings are built here, once, and handed to commands through the click context; logging is
-configured here and nowhere else.
+configured here and nowhere else. The archive's refusals (a database that cannot be reached, a
+file that is not one, a schema from a newer lossforge, ...) end here as one line and exit status
+1, whichever command met them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import click
 from pydantic import ValidationError
 
 from api.settings import Settings
+from discovery.archive.errors import ArchiveError
 
 # name -> (module, attribute, one-line help). A command's module is imported only when that
 # command runs: `lossforge --help` or a typo must not pay for torch, transformers and Ray, which
@@ -74,6 +77,12 @@ class _LazyGroup(click.Group):
         module, attribute, _ = entry
         return getattr(importlib.import_module(module), attribute)
 
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ArchiveError as exc:  # each carries a sentence that names the URL and the fix
+            raise click.ClickException(str(exc)) from None
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):
             formatter.write_dl([(name, COMMANDS[name][2]) for name in self.list_commands(ctx)])
@@ -88,7 +97,8 @@ def main(ctx: click.Context) -> None:
         settings = Settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"LOSSFORGE_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            f"LOSSFORGE_{'_'.join(str(p) for p in err['loc']).upper()}: "
+            f"{err['msg'].removeprefix('Value error, ')}"
             for err in exc.errors()
         )
         raise click.UsageError(f"invalid settings: {problems}") from None

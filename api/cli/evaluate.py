@@ -7,8 +7,9 @@ instance, or the cluster at LOSSFORGE_RAY_ADDRESS). `--config` gives the stage's
 JSON, the same mapping as a campaign spec stage's `config`; the hf stage needs one (its model,
 data and beta grid, whose points are its tasks). Prints, per task, the stage's metric for both
 and the score vs DPO (mean and spread over seeds); `--json` prints the same as one document.
-Exit status: 0 when every run finished, 1 when the loss was rejected, 2 on bad usage (a bad config
-names its field), 3 when some run failed (its status and reason are printed).
+Exit status: 0 when every run finished, 1 when the loss was rejected or the Ray cluster cannot be
+joined (one sentence: its address and the fix), 2 on bad usage (a bad config names its field), 3
+when some run failed (its status and reason are printed).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from evaluator.compare import (
     summarize,
 )
 from evaluator.dispatch import DispatchConfig, RayDispatcher
+from evaluator.errors import RayUnavailableError
 from evaluator.jobs import check_stage_config
 from evaluator.results import RunStatus
 from sandbox import Candidate, Sandbox, SandboxConfig, SandboxUnavailableError
@@ -146,6 +148,17 @@ def evaluate(
     unknown = [t for t in tasks if t not in known]
     if unknown:
         raise click.BadParameter(f"unknown {stage} tasks {unknown}; known: {sorted(known)}")
+    dispatcher = RayDispatcher(
+        DispatchConfig(
+            address=settings.ray_address,
+            auth_token=runner_config(settings).ray_auth_token,
+            timeout_s=stage_timeout(stage, config),
+        )
+    )
+    try:  # before the sandbox's seconds: a cluster that cannot be joined says so at once
+        dispatcher.check()
+    except RayUnavailableError as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         with Sandbox(SandboxConfig(pool_size=1)) as sandbox:
             verdict = sandbox.validate(read_candidate(file))
@@ -165,9 +178,10 @@ def evaluate(
         # The worker settings a campaign's jobs get: the tinylm cache, the hf judge's key.
         config={**config, **stage_extras(runner_config(settings)).get(stage, {})},
     )
-    timeout = stage_timeout(stage, config)
-    dispatcher = RayDispatcher(DispatchConfig(address=settings.ray_address, timeout_s=timeout))
-    dispatcher.start()
+    try:
+        dispatcher.start()  # a cluster was checked above; a local instance starts here
+    except RayUnavailableError as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         results = dispatcher.run_all(jobs)
     finally:

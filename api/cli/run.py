@@ -3,37 +3,62 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+from pydantic import SecretStr
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from api.settings import Settings
 from discovery import control
-from discovery.archive import CampaignStatus, NotFoundError, open_archive
-from discovery.engine import RESTARTABLE
+from discovery.archive import (
+    Archive,
+    CampaignStatus,
+    DatabaseUnavailableError,
+    LeaseHeldError,
+    LeaseLostError,
+    NotFoundError,
+    open_archive,
+)
+from discovery.lease import LeaseConfig
 from discovery.progress import Progress
-from discovery.proposers.errors import ProposerConfigError
-from discovery.proposers.wiring import LLMSettings
-from discovery.runner import RunnerConfig, campaign_report, create_campaign, run_campaign
-from discovery.spec import SpecError, load_spec
+from discovery.spec_text import SpecError, read_spec_bytes, spec_document, spec_format
+from evaluator.errors import RayUnavailableError
 from evaluator.secrets import Secret
-from evaluator.stats import Correlation
+
+# The engine, the proposers, the runner and the spec's field checks import torch, transformers
+# and Ray: they are imported inside the commands that need them, so `show`, `pause`, `cancel`
+# and a file that is not a spec at all answer without paying for them.
+if TYPE_CHECKING:
+    from discovery.runner import RunnerConfig
+    from evaluator.stats import Correlation
+
+
+def _secret(value: SecretStr | None) -> Secret | None:
+    return Secret(value.get_secret_value()) if value is not None else None
 
 
 def runner_config(settings: Settings) -> RunnerConfig:
     """What running campaigns (and their jobs) takes from the settings."""
+    from discovery.proposers.wiring import LLMSettings  # noqa: PLC0415 - heavy, see above
+    from discovery.runner import RunnerConfig  # noqa: PLC0415 - heavy, see above
+
     key = settings.judge_key()
     return RunnerConfig(
         database_url=settings.database_url,
         cache_dir=settings.cache_dir,
         ray_address=settings.ray_address,
+        ray_auth_token=_secret(settings.ray_auth_token),
         judge_api_key=Secret(key.get_secret_value()) if key is not None else None,
         llm=LLMSettings(
             base_url=settings.llm_base_url, model=settings.llm_model, api_key=settings.llm_api_key
         ),
+        lease=LeaseConfig(ttl_s=settings.lease_ttl_s, heartbeat_s=settings.lease_heartbeat_s),
+        db_retry_s=settings.db_retry_s,
     )
 
 
@@ -71,6 +96,20 @@ def _budget_line(used: dict[str, float], limits: dict[str, float]) -> str:
     return ", ".join(parts)
 
 
+def _say_if_interrupted(archive: Archive, campaign_id: int) -> None:
+    """Check the campaign exists; say so when a resume takes over from an engine that is gone."""
+    try:
+        current = archive.get_campaign(campaign_id)
+    except NotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    if current.status is CampaignStatus.INTERRUPTED and current.lease is not None:
+        click.echo(
+            f"campaign {campaign_id} was INTERRUPTED: its engine ({current.lease.describe()}) "
+            f"last beat at {current.lease.heartbeat:%H:%M:%S} UTC; taking it over",
+            err=True,
+        )
+
+
 @click.command()
 @click.argument(
     "spec_file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -86,27 +125,38 @@ def run(
     """Run a discovery campaign from SPEC_FILE (YAML/JSON), or resume one with --resume ID."""
     if (spec_file is None) == (resume_id is None):
         raise click.UsageError("give a SPEC_FILE or --resume ID (one of them)")
-    archive = open_archive(settings.database_url)
-    if spec_file is not None:
+    # Bytes before fields, fields before the archive: a file that is no spec is refused before
+    # torch is imported, a bad field before the database is touched.
+    document = None if spec_file is None else _read_document(spec_file)
+    from discovery.spec import parse_spec  # noqa: PLC0415 - heavy, see above
+
+    if document is not None:
         try:
-            spec = load_spec(spec_file)
+            spec = parse_spec(document)
         except SpecError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(f"{spec_file}: {exc}") from None
+    from discovery.engine import RESTARTABLE  # noqa: PLC0415 - heavy, see above
+    from discovery.proposers.errors import ProposerConfigError  # noqa: PLC0415 - heavy, see above
+    from discovery.runner import create_campaign, run_campaign  # noqa: PLC0415 - heavy, see above
+
+    archive = open_archive(settings.database_url, lease_ttl_s=settings.lease_ttl_s)
+    if document is not None:
         campaign_id = create_campaign(archive, spec)
     else:
         campaign_id = resume_id  # type: ignore[assignment]
-        try:
-            archive.get_campaign(campaign_id)
-        except NotFoundError as exc:
-            raise click.ClickException(str(exc)) from None
+        _say_if_interrupted(archive, campaign_id)
     archive.engine.dispose()
     click.echo(f"campaign {campaign_id}", err=True)
 
     console = Console(stderr=True)
     start_from = (CampaignStatus.PENDING,) if launched else RESTARTABLE
+    # Launched by `lossforge serve`: if that server dies, this engine pauses itself.
+    parent_pid = os.getppid() if launched else None
     try:
         if quiet:
-            status = run_campaign(runner_config(settings), campaign_id, start_from=start_from)
+            status = run_campaign(
+                runner_config(settings), campaign_id, start_from=start_from, parent_pid=parent_pid
+            )
         else:
             with Live(console=console, refresh_per_second=2, transient=False) as live:
                 status = run_campaign(
@@ -114,18 +164,40 @@ def run(
                     campaign_id,
                     observer=lambda p: live.update(_progress_table(p)),
                     start_from=start_from,
+                    parent_pid=parent_pid,
                 )
+    except RayUnavailableError as exc:
+        raise click.ClickException(
+            f"campaign {campaign_id} not started: {exc}; then run "
+            f"`lossforge run --resume {campaign_id}`"
+        ) from None
     except ProposerConfigError as exc:
         raise click.ClickException(
             f"campaign {campaign_id} not started: {exc}; then run "
             f"`lossforge run --resume {campaign_id}`"
         ) from None
-    archive = open_archive(settings.database_url)
+    except (LeaseHeldError, LeaseLostError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except DatabaseUnavailableError as exc:
+        raise click.ClickException(
+            f"campaign {campaign_id} stopped: {exc} (`lossforge run --resume {campaign_id}`)"
+        ) from None
+    archive = open_archive(settings.database_url, lease_ttl_s=settings.lease_ttl_s)
     reason = archive.get_campaign(campaign_id).reason
     click.echo(f"campaign {campaign_id} {status}: {reason}")
     stopped_on_request = launched and status is CampaignStatus.CANCELLED
     ok = status in (CampaignStatus.FINISHED, CampaignStatus.PAUSED) or stopped_on_request
     raise SystemExit(0 if ok else 1)
+
+
+def _read_document(spec_file: Path) -> dict[str, object]:
+    """The spec file's top-level mapping (at most MAX_SPEC_BYTES of it are read)."""
+    try:
+        return spec_document(
+            read_spec_bytes(spec_file), fmt=spec_format(spec_file), source=str(spec_file)
+        )
+    except SpecError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.command()
@@ -139,6 +211,8 @@ def leaderboard(
 ) -> None:
     """Candidates ranked by the highest stage reached, then the low end of their score's 95%
     interval vs DPO."""
+    from discovery.runner import campaign_report  # noqa: PLC0415 - heavy, see above
+
     archive = open_archive(settings.database_url)
     if campaign_id is None:
         campaigns = archive.list_campaigns()
@@ -257,7 +331,7 @@ def show(settings: Settings, candidate_id: int) -> None:
 
 
 def _control(settings: Settings, campaign_id: int, request: str) -> None:
-    archive = open_archive(settings.database_url)
+    archive = open_archive(settings.database_url, lease_ttl_s=settings.lease_ttl_s)
     try:
         if request == "pause":
             record = control.pause(archive, campaign_id, by="CLI")

@@ -2,13 +2,14 @@
 plot series.
 
 Starting stores the validated spec as a PENDING campaign and hands it to the launcher, which runs
-its engine in a separate process (launcher.py): the request returns 202 at once. Pause, resume
+its engine in a separate process (launcher.py): the request returns 202 at once. A body over the
+spec's size cap is refused with 413 before it is read (bodies.py); one that is not a YAML or JSON
+mapping of bounded depth gets a 422 with one sentence (discovery/spec_text.py). Pause, resume
 and cancel are compare-and-set status changes (discovery/control.py) that the running engine obeys.
 """
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 from typing import Annotated, Any
 
@@ -20,19 +21,28 @@ from pydantic import ValidationError
 
 from api import schemas, views
 from api.auth import require_read, require_write
+from api.bodies import capped_route
 from api.state import boards_of, launcher_of
 from discovery import control
 from discovery.archive import Archive, CampaignStatus, NotFoundError
 from discovery.runner import create_campaign
 from discovery.spec import CampaignSpec
+from discovery.spec_text import MAX_SPEC_BYTES, SpecError, spec_document, too_large
 
-router = APIRouter(prefix="/api/campaigns", tags=["campaigns"])
+router = APIRouter(
+    prefix="/api/campaigns",
+    tags=["campaigns"],
+    route_class=capped_route(MAX_SPEC_BYTES, too_large("the spec", MAX_SPEC_BYTES)),
+)
 
 _NOT_FOUND = {404: {"model": schemas.Problem, "description": "No campaign with this id."}}
 _CONFLICT = {409: {"model": schemas.Problem, "description": "Not allowed in its status."}}
 _UNAUTHORIZED = {401: {"model": schemas.Problem, "description": "A token is needed."}}
 _INVALID = {422: {"model": schemas.ValidationProblem, "description": "A bad field, named."}}
-_MAX_SPEC_BYTES = 1_000_000
+_TOO_LARGE = {
+    413: {"model": schemas.Problem, "description": f"A spec over {MAX_SPEC_BYTES:,} bytes."}
+}
+_YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/plain")
 
 # A small offline campaign (a minute on a laptop): the OpenAPI example and the web form's default.
 EXAMPLE_SPEC: dict[str, Any] = yaml.safe_load(
@@ -75,20 +85,16 @@ def _get(archive: Archive, campaign_id: schemas.CampaignId) -> Any:
 
 
 async def _read_spec(request: Request) -> CampaignSpec:
-    """The body as a spec; 422 naming each bad field (as FastAPI reports bad bodies)."""
-    body = await request.body()
-    if len(body) > _MAX_SPEC_BYTES:
-        raise _body_error(f"the spec is {len(body)} bytes; at most {_MAX_SPEC_BYTES}", "too_large")
+    """The body as a spec; 422 naming each bad field (as FastAPI reports bad bodies), or with one
+    sentence for a body that is not a spec document at all; 413 over the size cap."""
+    body = await request.body()  # capped: 413 past MAX_SPEC_BYTES (bodies.py)
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    fmt = "yaml" if content_type.lower() in _YAML_TYPES else "json"
     try:
-        text = body.decode("utf-8")
-        if content_type in ("application/yaml", "application/x-yaml", "text/yaml", "text/plain"):
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as exc:
-        kind = "YAML" if "yaml" in content_type or content_type == "text/plain" else "JSON"
-        raise _body_error(f"the body is not valid {kind}: {exc}", "parse_error") from None
+        # Off the event loop: a megabyte of YAML takes PyYAML a second or more.
+        data = await run_in_threadpool(spec_document, body, fmt=fmt, source="the spec")
+    except SpecError as exc:
+        raise _body_error(str(exc), "spec_document") from None
     try:
         return CampaignSpec.model_validate(data)
     except ValidationError as exc:
@@ -113,7 +119,7 @@ def _body_error(message: str, kind: str) -> RequestValidationError:
     status_code=status.HTTP_202_ACCEPTED,
     response_model=schemas.CampaignStarted,
     dependencies=[Depends(require_write)],
-    responses={**_UNAUTHORIZED, **_INVALID},
+    responses={**_UNAUTHORIZED, **_TOO_LARGE, **_INVALID},
     openapi_extra=_SPEC_BODY,
     summary="Start a campaign from a spec",
 )
@@ -173,11 +179,23 @@ def _control(request: Request, campaign_id: schemas.CampaignId, action: str) -> 
                 archive, campaign_id, by="API", engine_running=launcher.running(campaign_id)
             )
         else:
+            _refuse_if_owned(archive, campaign_id, launcher.running(campaign_id))
             record = control.resume(archive, campaign_id)
             launcher.start(campaign_id)
     except control.ControlError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
     return views.campaign(archive, record, running=launcher.running(campaign_id))
+
+
+def _refuse_if_owned(archive: Archive, campaign_id: int, own_child: bool) -> None:
+    """A campaign whose live engine runs elsewhere (another server, a CLI) cannot be resumed
+    here: that engine would refuse the new one. This server's own child is waited for instead."""
+    lease = archive.get_campaign(campaign_id).lease
+    if lease is not None and not lease.expired and not own_child:
+        raise control.ControlError(
+            f"campaign {campaign_id} is still owned by its engine ({lease.describe()}); wait for "
+            "it to stop, then resume"
+        )
 
 
 _CONTROL = {
@@ -193,7 +211,11 @@ def pause_campaign(request: Request, campaign_id: schemas.CampaignId) -> schemas
     return _control(request, campaign_id, "pause")
 
 
-@router.post("/{campaign_id}/resume", summary="Resume a paused or failed campaign", **_CONTROL)
+@router.post(
+    "/{campaign_id}/resume",
+    summary="Resume a paused, failed or interrupted campaign",
+    **_CONTROL,
+)
 def resume_campaign(request: Request, campaign_id: schemas.CampaignId) -> schemas.Campaign:
     return _control(request, campaign_id, "resume")
 

@@ -6,7 +6,10 @@ promoted, elite, budget, finish, ...); this stream replays it from `after` (or t
 archive, so it works whichever process runs the engine. Each message carries the event id as
 `id:`, the kind as `event:` and `{id, kind, payload, created_at}` as `data:`. The stream ends after
 a `finish` event once the campaign is no longer running (a resumed campaign keeps streaming), or at
-once with `follow=false`. A comment line every few seconds keeps proxies from closing it.
+once with `follow=false`. A campaign whose engine is gone (INTERRUPTED: its lease expired) is not
+running either: its stream ends. So does every stream when the server shuts down
+(`app.state.stopping`); an EventSource then reconnects, with `Last-Event-ID`, to whichever server
+answers. A comment line every few seconds keeps proxies from closing it.
 """
 
 from __future__ import annotations
@@ -77,8 +80,9 @@ async def _follow(
 ) -> AsyncIterator[str]:
     last, last_kind = after, None
     quiet_since, stopped_since = time.monotonic(), None
+    stopping = request.app.state.stopping
     yield "retry: 3000\n\n"
-    while True:
+    while not stopping.is_set():
         events = await run_in_threadpool(
             archive.list_events, campaign_id=campaign_id, after_id=last, limit=_BATCH
         )

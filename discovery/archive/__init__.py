@@ -7,7 +7,19 @@ evaluation stored twice).
 """
 
 from discovery.archive.db import DEFAULT_DATABASE_URL, create_archive_engine, normalize_url
-from discovery.archive.errors import ArchiveError, DuplicateEvaluationError, NotFoundError
+from discovery.archive.errors import (
+    ArchiveError,
+    ArchiveOpenError,
+    ArchiveUnreachableError,
+    DatabaseUnavailableError,
+    DuplicateEvaluationError,
+    EvaluationClosedError,
+    LeaseHeldError,
+    LeaseLostError,
+    NotADatabaseError,
+    NotFoundError,
+    UnknownRevisionError,
+)
 from discovery.archive.migrate import current_revision, downgrade, head_revision, upgrade
 from discovery.archive.records import (
     CampaignRecord,
@@ -18,27 +30,40 @@ from discovery.archive.records import (
     EvaluationRecord,
     EvaluationStatus,
     EventRecord,
+    Lease,
     LLMCallRecord,
+    NewEvent,
     ScoreRecord,
 )
-from discovery.archive.store import Archive, open_archive
+from discovery.archive.store import DEFAULT_LEASE_TTL_S, Archive, open_archive
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
+    "DEFAULT_LEASE_TTL_S",
     "Archive",
     "ArchiveError",
+    "ArchiveOpenError",
+    "ArchiveUnreachableError",
     "CampaignRecord",
     "CampaignStatus",
     "CandidateRecord",
     "CandidateStatus",
     "CandidateSummary",
+    "DatabaseUnavailableError",
     "DuplicateEvaluationError",
+    "EvaluationClosedError",
     "EvaluationRecord",
     "EvaluationStatus",
     "EventRecord",
     "LLMCallRecord",
+    "Lease",
+    "LeaseHeldError",
+    "LeaseLostError",
+    "NewEvent",
+    "NotADatabaseError",
     "NotFoundError",
     "ScoreRecord",
+    "UnknownRevisionError",
     "create_archive_engine",
     "current_revision",
     "downgrade",

@@ -88,6 +88,14 @@ class Campaign(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The lease of the one engine that owns the campaign (NULL: none). `lease_owner` is a random
+    # id per engine run and the fencing token its writes check; a heartbeat older than the TTL
+    # means the engine is gone (the campaign shows INTERRUPTED and may be taken over).
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_host: Mapped[str | None] = mapped_column(String(255))
+    lease_pid: Mapped[int | None] = mapped_column(Integer)
+    lease_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_heartbeat: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Candidate(Base):

@@ -20,6 +20,9 @@ class CampaignStatus(StrEnum):
     CANCELLED = "CANCELLED"  # stopped on request; final
     FINISHED = "FINISHED"  # a budget was reached or the search ran out; final
     FAILED = "FAILED"  # stopped by an error; `reason` says which
+    # Never stored: what a RUNNING campaign shows when its engine's lease has expired (the
+    # process died, its host or database went away). Resumable, by any server or CLI.
+    INTERRUPTED = "INTERRUPTED"
 
 
 class CandidateStatus(StrEnum):
@@ -29,6 +32,9 @@ class CandidateStatus(StrEnum):
     DUPLICATE = "DUPLICATE"  # same behaviour as `duplicate_of`; never trained
     EVALUATED = "EVALUATED"  # at least one stage finished
     FAILED = "FAILED"  # every evaluation failed; `reason` says why
+    # No score, through no fault of its own: a run it needs (its own, or DPO's run it is paired
+    # with) was lost past the retry limit; `reason` names it, and a resume runs it again.
+    UNSCORED = "UNSCORED"
 
 
 class EvaluationStatus(StrEnum):
@@ -40,7 +46,33 @@ class EvaluationStatus(StrEnum):
     TIMEOUT = "TIMEOUT"
     OOM = "OOM"
     ERROR = "ERROR"  # anything else; `reason` holds the traceback summary
+    LOST = "LOST"  # its worker died or Ray failed (not the loss's doing); retried as a new attempt
     CANCELLED = "CANCELLED"  # the campaign stopped before it ran
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who owns a campaign: one engine run, on `host` as process `pid`, since `since`."""
+
+    owner: str  # a random id per engine run: the fencing token its writes check
+    host: str
+    pid: int
+    since: datetime
+    heartbeat: datetime  # renewed every few seconds while the engine runs
+    expired: bool  # the heartbeat is older than the archive's TTL: the engine is gone
+
+    def describe(self) -> str:
+        """`host H, pid P, since 14:02:11 UTC` for messages."""
+        return f"host {self.host}, pid {self.pid}, since {self.since:%Y-%m-%d %H:%M:%S} UTC"
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to write in the same transaction as the row it reports."""
+
+    campaign_id: int
+    kind: str
+    payload: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -55,6 +87,7 @@ class CampaignRecord:
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    lease: Lease | None = None  # the owning engine's lease, live or expired; None: no owner
 
 
 @dataclass(frozen=True)

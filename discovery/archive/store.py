@@ -5,24 +5,41 @@ several processes can share one SQLite file (see `db`). Writes that must not hap
 refused by database constraints, not by Python checks that would race. Methods return frozen
 records (`records`), never ORM rows.
 
+Ownership: a campaign has at most one engine, holding its lease (`acquire_lease`, renewed by
+`renew_lease`). The engine writes through `fenced(campaign_id, owner)`, a view of the store whose
+every write transaction first checks, under a row lock, that the lease is still its own, so an
+engine that lost its lease cannot write one more row (LeaseLostError). A RUNNING campaign whose
+lease is free or expired reads as INTERRUPTED. A row and the event that reports it are written in
+one transaction (`event=`). `retrying(seconds)` rides out database outages (retry.py).
+
 It does not validate campaign specs, choose what to evaluate or compute scores: it stores what it is
 given.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-from collections.abc import Iterable, Iterator, Sequence
+import functools
+import inspect
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import ColumnElement, Engine, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from discovery.archive import text
+from discovery.archive import retry, text
 from discovery.archive.db import WRITE_OPTION, create_archive_engine
-from discovery.archive.errors import DuplicateEvaluationError, NotFoundError
+from discovery.archive.errors import (
+    DuplicateEvaluationError,
+    EvaluationClosedError,
+    LeaseHeldError,
+    LeaseLostError,
+    NotFoundError,
+)
 from discovery.archive.migrate import upgrade
 from discovery.archive.models import Campaign, Candidate, Evaluation, Event, LLMCall, utcnow
 from discovery.archive.records import (
@@ -34,11 +51,16 @@ from discovery.archive.records import (
     EvaluationRecord,
     EvaluationStatus,
     EventRecord,
+    Lease,
     LLMCallRecord,
+    NewEvent,
     ScoreRecord,
 )
 
 R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_LEASE_TTL_S = 30.0  # a lease whose heartbeat is older than this is expired
 
 _FINAL_CAMPAIGN_STATUSES = {
     CampaignStatus.CANCELLED,
@@ -53,9 +75,53 @@ def _record(cls: type[R], row: Any) -> R:
     return cls(**values)
 
 
-def _campaign(row: Campaign) -> CampaignRecord:
-    record = _record(CampaignRecord, row)
-    return dataclasses.replace(record, status=CampaignStatus(row.status))
+def _lease(row: Campaign, cutoff: datetime) -> Lease | None:
+    if row.lease_owner is None or row.lease_since is None or row.lease_heartbeat is None:
+        return None
+    return Lease(
+        owner=row.lease_owner,
+        host=row.lease_host or "?",
+        pid=row.lease_pid or 0,
+        since=row.lease_since,
+        heartbeat=row.lease_heartbeat,
+        expired=row.lease_heartbeat < cutoff,
+    )
+
+
+def _campaign(row: Campaign, cutoff: datetime) -> CampaignRecord:
+    lease = _lease(row, cutoff)
+    status = CampaignStatus(row.status)
+    if status is CampaignStatus.RUNNING and (lease is None or lease.expired):
+        status = CampaignStatus.INTERRUPTED  # its engine is gone: shown, never stored
+    values = {
+        f.name: getattr(row, f.name)
+        for f in dataclasses.fields(CampaignRecord)
+        if f.name != "lease"
+    }
+    return CampaignRecord(**{**values, "status": status, "lease": lease})
+
+
+def _retried(fn: F) -> F:
+    """Run a store method under the archive's retry window (`Archive.retrying`)."""
+
+    @functools.wraps(fn)
+    def call(self: Archive, *args: Any, **kwargs: Any) -> Any:
+        if self.retry_s <= 0:
+            return fn(self, *args, **kwargs)
+        where = self.engine.url.render_as_string(hide_password=True)
+        return retry.call(lambda: fn(self, *args, **kwargs), seconds=self.retry_s, where=where)
+
+    return call  # type: ignore[return-value]
+
+
+def _with_retries(cls: type[R]) -> type[R]:
+    for name, fn in list(vars(cls).items()):
+        if not name.startswith("_") and inspect.isfunction(fn) and name not in _PURE:
+            setattr(cls, name, _retried(fn))
+    return cls
+
+
+_PURE = {"fenced", "retrying"}  # build views of the store; no database call to retry
 
 
 def _candidate(row: Candidate) -> CandidateRecord:
@@ -69,13 +135,41 @@ def _evaluation(row: Evaluation) -> EvaluationRecord:
     return dataclasses.replace(_record(EvaluationRecord, row), status=EvaluationStatus(row.status))
 
 
+@_with_retries
 class Archive:
-    """Typed access to one archive database."""
+    """Typed access to one archive database.
 
-    def __init__(self, engine: Engine) -> None:
+    `lease_ttl_s`: how old a lease's heartbeat may be before it is expired (readers and engines
+    must agree on it: it comes from the settings).
+    """
+
+    def __init__(self, engine: Engine, *, lease_ttl_s: float = DEFAULT_LEASE_TTL_S) -> None:
         self.engine = engine
+        self.lease_ttl_s = lease_ttl_s
+        self.retry_s = 0.0  # see `retrying`
+        self._fence: tuple[int, str] | None = None  # see `fenced`
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         text.install(self._sessions)  # NUL characters, which PostgreSQL refuses
+
+    def fenced(self, campaign_id: int, owner: str) -> Archive:
+        """This store, whose every write first checks that `owner` still holds the campaign's
+        lease, in the same transaction (LeaseLostError otherwise: nothing is written)."""
+        view = copy.copy(self)
+        view._fence = (campaign_id, owner)
+        return view
+
+    def retrying(self, seconds: float) -> Archive:
+        """This store, re-running calls that fail on a transient database error for up to
+        `seconds` (then DatabaseUnavailableError)."""
+        view = copy.copy(self)
+        view.retry_s = seconds
+        return view
+
+    def _cutoff(self) -> datetime:
+        return utcnow() - timedelta(seconds=self.lease_ttl_s)
+
+    def _lease_dead(self, cutoff: datetime) -> ColumnElement[bool]:
+        return or_(Campaign.lease_owner.is_(None), Campaign.lease_heartbeat < cutoff)
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
@@ -87,8 +181,31 @@ class Archive:
         with self._sessions() as session:
             # Asks SQLite for the write lock when the transaction begins (see `db`).
             session.connection(execution_options={WRITE_OPTION: True})
+            if self._fence is not None:
+                self._check_fence(session, *self._fence)
             yield session
             session.commit()
+
+    def _check_fence(self, session: Session, campaign_id: int, owner: str) -> None:
+        # FOR SHARE on PostgreSQL: a takeover (an UPDATE of this row) waits until this write
+        # commits, and then finds the lease still held. SQLite's write lock serializes all writes.
+        query = select(Campaign.lease_owner).where(Campaign.id == campaign_id)
+        if session.scalar(query.with_for_update(read=True)) == owner:
+            return
+        row = session.get(Campaign, campaign_id)
+        lease = _lease(row, self._cutoff()) if row is not None else None
+        now = f"now owned by another engine ({lease.describe()})" if lease else "no longer owned"
+        raise LeaseLostError(
+            f"campaign {campaign_id} is {now}: this engine lost its lease and stops without "
+            "writing anything more"
+        )
+
+    @staticmethod
+    def _add_event(session: Session, event: NewEvent | None) -> None:
+        if event is not None:
+            session.add(
+                Event(campaign_id=event.campaign_id, kind=event.kind, payload=event.payload)
+            )
 
     # -- campaigns ---------------------------------------------------------------------------
 
@@ -97,19 +214,20 @@ class Archive:
             row = Campaign(name=name, spec=spec, seed=seed, status=CampaignStatus.PENDING)
             session.add(row)
             session.flush()
-            return _campaign(row)
+            return _campaign(row, self._cutoff())
 
     def get_campaign(self, campaign_id: int) -> CampaignRecord:
         with self._read() as session:
             row = session.get(Campaign, campaign_id)
             if row is None:
                 raise NotFoundError(f"no campaign with id {campaign_id}")
-            return _campaign(row)
+            return _campaign(row, self._cutoff())
 
     def list_campaigns(self) -> list[CampaignRecord]:
+        cutoff = self._cutoff()
         with self._read() as session:
             rows = session.scalars(select(Campaign).order_by(Campaign.id.desc()))
-            return [_campaign(row) for row in rows]
+            return [_campaign(row, cutoff) for row in rows]
 
     def set_campaign_status(
         self, campaign_id: int, *, status: CampaignStatus, reason: str | None = None
@@ -122,7 +240,7 @@ class Archive:
             row.reason = reason
             row.finished_at = utcnow() if status in _FINAL_CAMPAIGN_STATUSES else None
             session.flush()
-            return _campaign(row)
+            return _campaign(row, self._cutoff())
 
     def transition_campaign(
         self,
@@ -131,31 +249,113 @@ class Archive:
         to: CampaignStatus,
         allowed_from: Sequence[CampaignStatus],
         reason: str | None = None,
+        event: NewEvent | None = None,
+        release_lease: bool = False,
+        unowned: bool = False,
+        dead_owner: str | None = None,
     ) -> CampaignRecord | None:
         """Set the status only if it is one of `allowed_from`, in one statement (compare and set).
 
         Returns the updated record, or None when the campaign was in another status, so a request
         that races an engine writing FINISHED cannot overwrite it. NotFoundError for unknown ids.
+        INTERRUPTED in `allowed_from` matches a RUNNING campaign whose lease is free or expired.
+        `event` is written with the change (not without it). `release_lease` clears the lease (an
+        engine's stop, through its fenced view). `unowned` applies the change only when no live
+        engine owns the campaign (its lease is free, expired, or `dead_owner`'s), and clears
+        the lease.
         """
         final = to in _FINAL_CAMPAIGN_STATUSES
+        cutoff = self._cutoff()
+        stored = [str(s) for s in allowed_from if s is not CampaignStatus.INTERRUPTED]
+        match: ColumnElement[bool] = Campaign.status.in_(stored)
+        if CampaignStatus.INTERRUPTED in allowed_from:
+            interrupted = and_(Campaign.status == CampaignStatus.RUNNING, self._lease_dead(cutoff))
+            match = or_(match, interrupted)
+        values: dict[str, Any] = {
+            "status": to,
+            "reason": reason,
+            "finished_at": utcnow() if final else None,
+        }
+        if unowned:
+            free = self._lease_dead(cutoff)
+            match = and_(
+                match, or_(free, Campaign.lease_owner == dead_owner) if dead_owner else free
+            )
+        if release_lease or unowned:
+            values |= dict.fromkeys(_LEASE_COLUMNS)
+        statement = update(Campaign).where(Campaign.id == campaign_id, match).values(**values)
+        with self._write() as session:
+            changed = session.execute(statement).rowcount
+            row = session.get(Campaign, campaign_id)
+            if row is None:
+                raise NotFoundError(f"no campaign with id {campaign_id}")
+            if changed:
+                self._add_event(session, event)
+            return _campaign(row, cutoff) if changed else None
+
+    # -- leases ------------------------------------------------------------------------------
+
+    def acquire_lease(
+        self, campaign_id: int, *, owner: str, host: str, pid: int, dead_owner: str | None = None
+    ) -> CampaignRecord:
+        """Take the campaign's lease for `owner`, in one conditional UPDATE: only when it is
+        free, expired, or `dead_owner`'s (a holder the caller knows has died). LeaseHeldError
+        names the live owner otherwise; NotFoundError for unknown ids."""
+        now = utcnow()
+        match = self._lease_dead(now - timedelta(seconds=self.lease_ttl_s))
+        if dead_owner is not None:
+            match = or_(match, Campaign.lease_owner == dead_owner)
         statement = (
             update(Campaign)
-            .where(Campaign.id == campaign_id, Campaign.status.in_([str(s) for s in allowed_from]))
-            .values(status=to, reason=reason, finished_at=utcnow() if final else None)
+            .where(Campaign.id == campaign_id, match)
+            .values(
+                lease_owner=owner,
+                lease_host=host,
+                lease_pid=pid,
+                lease_since=now,
+                lease_heartbeat=now,
+            )
         )
         with self._write() as session:
             changed = session.execute(statement).rowcount
             row = session.get(Campaign, campaign_id)
             if row is None:
                 raise NotFoundError(f"no campaign with id {campaign_id}")
-            return _campaign(row) if changed else None
+            record = _campaign(row, self._cutoff())
+        if not changed:
+            assert record.lease is not None  # a live lease is what refused the UPDATE
+            raise LeaseHeldError(campaign_id, record.lease)
+        return record
 
-    def set_budget_used(self, campaign_id: int, used: dict[str, float]) -> None:
+    def renew_lease(self, campaign_id: int, owner: str) -> bool:
+        """Renew `owner`'s heartbeat; False when the lease is no longer `owner`'s."""
+        statement = (
+            update(Campaign)
+            .where(Campaign.id == campaign_id, Campaign.lease_owner == owner)
+            .values(lease_heartbeat=utcnow())
+        )
+        with self._write() as session:
+            return bool(session.execute(statement).rowcount)
+
+    def release_lease(self, campaign_id: int, owner: str) -> bool:
+        """Give `owner`'s lease up (the campaign, if left RUNNING, then reads INTERRUPTED)."""
+        statement = (
+            update(Campaign)
+            .where(Campaign.id == campaign_id, Campaign.lease_owner == owner)
+            .values(**dict.fromkeys(_LEASE_COLUMNS))
+        )
+        with self._write() as session:
+            return bool(session.execute(statement).rowcount)
+
+    def set_budget_used(
+        self, campaign_id: int, used: dict[str, float], *, event: NewEvent | None = None
+    ) -> None:
         with self._write() as session:
             row = session.get(Campaign, campaign_id)
             if row is None:
                 raise NotFoundError(f"no campaign with id {campaign_id}")
             row.budget_used = dict(used)
+            self._add_event(session, event)
 
     # -- candidates --------------------------------------------------------------------------
 
@@ -204,9 +404,11 @@ class Archive:
         fingerprint: str | None = None,
         verdict: dict[str, Any] | None = None,
         duplicate_of: int | None = None,
+        event: NewEvent | None = None,
     ) -> CandidateRecord:
         """Record a verdict or a new status; fields left as None keep their stored value."""
         with self._write() as session:
+            self._add_event(session, event)
             row = session.get(Candidate, candidate_id)
             if row is None:
                 raise NotFoundError(f"no candidate with id {candidate_id}")
@@ -386,13 +588,25 @@ class Archive:
         timings: dict[str, float] | None = None,
         worker: str | None = None,
         reason: str | None = None,
+        event: NewEvent | None = None,
     ) -> EvaluationRecord:
-        """Record the outcome of a PENDING or RUNNING evaluation."""
+        """Record the outcome of a PENDING or RUNNING evaluation (with `event`, if given).
+
+        A finished evaluation is final: EvaluationClosedError if the row is finished already.
+        """
         _check_score(status, score)
         with self._write() as session:
-            row = session.get(Evaluation, evaluation_id)
+            # Locked for the check (PostgreSQL); SQLite's write lock is already held.
+            row = session.get(Evaluation, evaluation_id, with_for_update=True)
             if row is None:
                 raise NotFoundError(f"no evaluation with id {evaluation_id}")
+            if EvaluationStatus(row.status) not in _OPEN_EVALUATION_STATUSES:
+                raise EvaluationClosedError(
+                    f"evaluation {evaluation_id} (candidate {row.candidate_id} "
+                    f"{row.stage}/{row.task} seed={row.seed}) is already {row.status}; a finished "
+                    "evaluation is never overwritten: store a new attempt instead"
+                )
+            self._add_event(session, event)
             row.status = status
             row.score = score
             row.metrics = metrics or {}
@@ -410,9 +624,12 @@ class Archive:
                 ) from exc
             return _evaluation(row)
 
-    def set_score(self, evaluation_id: int, score: float) -> EvaluationRecord:
+    def set_score(
+        self, evaluation_id: int, score: float, *, event: NewEvent | None = None
+    ) -> EvaluationRecord:
         """Give a DONE evaluation its score once the baseline it is measured against is known."""
         with self._write() as session:
+            self._add_event(session, event)
             row = session.get(Evaluation, evaluation_id)
             if row is None:
                 raise NotFoundError(f"no evaluation with id {evaluation_id}")
@@ -577,6 +794,7 @@ class Archive:
 
 
 _OPEN_EVALUATION_STATUSES = {EvaluationStatus.PENDING, EvaluationStatus.RUNNING}
+_LEASE_COLUMNS = ("lease_owner", "lease_host", "lease_pid", "lease_since", "lease_heartbeat")
 
 
 def _check_score(status: EvaluationStatus, score: float | None) -> None:
@@ -585,12 +803,14 @@ def _check_score(status: EvaluationStatus, score: float | None) -> None:
         raise ValueError(f"only DONE evaluations carry a score (got status {status})")
 
 
-def open_archive(url: str, *, migrate: bool = True) -> Archive:
+def open_archive(
+    url: str, *, migrate: bool = True, lease_ttl_s: float = DEFAULT_LEASE_TTL_S
+) -> Archive:
     """Open the archive at `url`, bringing its schema up to date first (the default)."""
     engine = create_archive_engine(url)
     if migrate:
         upgrade(engine)
-    return Archive(engine)
+    return Archive(engine, lease_ttl_s=lease_ttl_s)
 
 
-__all__ = ["Archive", "open_archive"]
+__all__ = ["DEFAULT_LEASE_TTL_S", "Archive", "open_archive"]

@@ -32,6 +32,8 @@ import torch
 from evaluator.bandit.problems import FAMILIES, BanditProblem, make_problem, optimal_policy
 from evaluator.bandit.train import (
     RunBatch,
+    TimeShare,
+    TimeShareExceededError,
     expected_reward,
     kl_to_ref,
     train_population,
@@ -56,6 +58,11 @@ class BanditConfig:
     # Adam moments plus (N,) activations, so memory never binds; each loss still runs its own
     # graph every step, so the speed-up (1.4x at 8 on one core) comes from the shared rest.
     population_size: int = 16
+    # A loss's time share in a population (train.TimeShare): stopped, TIMEOUT, past the larger of
+    # loss_time_floor_s and loss_time_multiple x the population's median, or past loss_time_max_s.
+    loss_time_multiple: float = 20.0
+    loss_time_floor_s: float = 2.0
+    loss_time_max_s: float = 120.0
 
     def __post_init__(self) -> None:
         if self.beta <= 0 or any(b <= 0 for b in self.beta_grid):
@@ -64,6 +71,10 @@ class BanditConfig:
             raise ValueError("extra_label_noise must be in [0, 0.5): at 0.5 labels carry nothing")
         if self.max_steps < 1 or self.learning_rate <= 0:
             raise ValueError("max_steps must be >= 1 and learning_rate > 0")
+        if min(self.loss_time_multiple, self.loss_time_floor_s, self.loss_time_max_s) <= 0:
+            raise ValueError(
+                "loss_time_multiple, loss_time_floor_s and loss_time_max_s must be > 0"
+            )
         if self.population_size < 1:
             raise ValueError(f"population_size must be >= 1, got {self.population_size}")
 
@@ -134,9 +145,14 @@ def run_bandit_population(
             rejected=setup.rejected,
             learning_rate=config.learning_rate,
             max_steps=config.max_steps,
+            time_share=TimeShare(
+                config.loss_time_multiple, config.loss_time_floor_s, config.loss_time_max_s
+            ),
         )
         for k, error in enumerate(population.errors):
-            if error is not None:
+            if isinstance(error, TimeShareExceededError):
+                results.append(RunResult(status=RunStatus.TIMEOUT, reason=str(error)))
+            elif error is not None:
                 reason = f"{type(error).__name__}: {str(error)[:500]}"
                 results.append(RunResult(status=RunStatus.ERROR, reason=reason))
             else:

@@ -10,13 +10,17 @@ loop: batch statistics inside a loss (mean, std over the batch) then see exactly
 k*R .. k*R+R-1), one log-softmax, backward and Adam step for all, each loss applied to its own R
 slices. Adam is elementwise and each run's gradient depends only on its own loss, so every run
 follows the trajectory it would follow alone. A loss that raises, or returns the wrong shape, is
-recorded and its runs frozen; the other losses go on.
+recorded and its runs frozen; the other losses go on. So is a loss that overspends its time share
+(`TimeShare`: the sandbox bounds a graph's cost, this bounds what it actually takes), so that one
+slow loss cannot hold up the population it was batched with.
 
 It does not choose betas or turn metrics into scores (see `stage`).
 """
 
 from __future__ import annotations
 
+import statistics
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,6 +31,30 @@ from evaluator.losses import CORE_INPUTS, Loss, LossInputs
 
 _ADAM_BETAS = (0.9, 0.999)
 _ADAM_EPS = 1e-8
+
+
+class TimeShareExceededError(RuntimeError):
+    """A loss took far longer than its population's others; its runs were stopped."""
+
+
+@dataclass(frozen=True)
+class TimeShare:
+    """How long one loss of a population may take, summed over its steps so far.
+
+    A loss is stopped once its time exceeds `floor_s` and `multiple` times the population's
+    median (losses are microseconds to milliseconds a step; a pairwise one at N ~ 1152 takes
+    seconds), or `max_s` on its own, however large the population's median.
+    """
+
+    multiple: float = 20.0
+    floor_s: float = 2.0
+    max_s: float = 120.0
+
+    def overspent(self, spent: list[float], live: list[bool]) -> list[int]:
+        """Indices of live losses over their share, given each loss's seconds so far."""
+        median = statistics.median(spent)
+        limit = min(max(self.floor_s, self.multiple * median), self.max_s)
+        return [k for k, (t, ok) in enumerate(zip(spent, live, strict=True)) if ok and t > limit]
 
 
 @dataclass(frozen=True)
@@ -185,10 +213,12 @@ def train_population(
     rejected: torch.Tensor,
     learning_rate: float,
     max_steps: int,
+    time_share: TimeShare | None = None,
 ) -> PopulationBatch:
     """Train R = len(betas) runs for each of K = len(losses) losses, all stacked.
 
     Run r of every loss uses betas[r] and labels chosen[r], rejected[r] (N,)."""
+    time_share = time_share or TimeShare()
     per_loss = betas.shape[0]
     runs = per_loss * len(losses)
     betas_all = betas.repeat(len(losses))  # (K*R,)
@@ -200,13 +230,21 @@ def train_population(
     history = torch.full((max_steps, runs), float("nan"), dtype=torch.float64)
     appliers = [_Applier(loss) for loss in losses]
     errors: list[Exception | None] = [None] * len(losses)
+    spent = [0.0] * len(losses)  # seconds each loss has taken, summed over steps
     view = (runs,) + (1,) * (params.dim() - 1)  # broadcast a (K*R,) mask over parameters
 
     fixed = _fixed_inputs(problem, chosen_all, rejected_all)  # (K*R, N) each, computed once
     flat = _flat_index(problem, chosen_all, rejected_all)
     for step in range(max_steps):
         tensors = {**_policy_inputs(_log_policy(problem, params), *flat), **fixed}
-        per_example = _apply_losses(appliers, errors, betas_all, tensors, chosen.shape)  # (K*R, N)
+        per_example = _apply_losses(appliers, errors, betas_all, tensors, chosen.shape, spent)
+        for k in time_share.overspent(spent, [e is None for e in errors]):
+            errors[k] = TimeShareExceededError(
+                f"the loss took {spent[k]:.1f} s over {step + 1} steps, more than its share "
+                f"(x{time_share.multiple:g} the population's median, at least "
+                f"{time_share.floor_s:g} s, at most {time_share.max_s:g} s); it was stopped so "
+                "the other losses could finish"
+            )
         for k, error in enumerate(errors):
             if error is not None:
                 alive[k * per_loss : (k + 1) * per_loss] = False  # its runs stop; others go on
@@ -235,16 +273,20 @@ def _apply_losses(
     betas: torch.Tensor,
     tensors: dict[str, torch.Tensor],
     shape: torch.Size,
+    spent: list[float],
 ) -> torch.Tensor:
     """Each loss on its own R runs' slices: (K*R, N). A loss that raises or returns the wrong
-    shape is recorded in `errors` and gives zeros (its runs are stopped by the caller)."""
+    shape is recorded in `errors` and gives zeros (its runs are stopped by the caller). The time
+    each loss takes (forward here; its backward is shared) is added to `spent`."""
     per_loss = shape[0]
     blocks = []  # (R, N) per loss
     for k, apply in enumerate(appliers):
         rows = slice(k * per_loss, (k + 1) * per_loss)
         if errors[k] is None:
+            started = time.perf_counter()
             try:
                 out = apply(betas[rows], {name: t[rows] for name, t in tensors.items()})
+                spent[k] += time.perf_counter() - started
                 if out.shape != shape:
                     raise ValueError(f"loss returned shape {tuple(out.shape)}, expected (N,)")
                 blocks.append(out)

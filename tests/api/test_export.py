@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import json
 import math
 import subprocess
 import sys
@@ -39,7 +40,8 @@ from discovery.proposers.base import Proposal
 from discovery.runner import create_campaign
 from discovery.spec import parse_spec
 from evaluator.baselines import BASELINES
-from sandbox import Sandbox, SandboxConfig
+from sandbox import Sandbox, SandboxConfig, rebuild_graph
+from sandbox.fingerprint import fingerprint
 
 # A length-normalized logistic loss with an exponential bump: needs lengths, logsigmoid and exp.
 EVOLVE_SOURCE = """\
@@ -114,7 +116,6 @@ def fill(archive: Archive, sandbox: Sandbox) -> Filled:
         archive=archive,
         ledger=Ledger(),
         sandbox=sandbox,
-        event=lambda kind, payload: None,
     )
     ids: dict[str, int] = {}
     for name in ("dpo", "ipo", "mrpo"):  # as Engine._ensure_baselines adds them
@@ -340,6 +341,75 @@ def test_an_edited_loss_fails_the_self_check(exported: dict[str, Path], tmp_path
     assert got != recorded and recorded > 0
 
 
+# DPO's values with the gradient of -logsigmoid(-βΔ): a loss that shows DPO and trains toward the
+# rejected answer.
+DETACH_TRICK = """\
+def loss(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps, beta):
+    chosen = policy_chosen_logps - ref_chosen_logps
+    z = beta * (chosen - (policy_rejected_logps - ref_rejected_logps))
+    shown = -F.logsigmoid(z)
+    trained = -F.logsigmoid(-z)
+    return shown.detach() + (trained - trained.detach())
+"""
+DPO_RETURN = "    return -F.logsigmoid(beta * delta)\n"
+
+
+def test_a_gradient_unlike_the_recorded_one_fails_the_self_check(
+    exported: dict[str, Path], tmp_path: Path
+) -> None:
+    text = exported["dpo"].read_text(encoding="utf-8")
+    assert DPO_RETURN in text
+    edited = tmp_path / "edited_gradient.py"
+    shown, trained = "-F.logsigmoid(beta * delta)", "-F.logsigmoid(-beta * delta)"
+    trick = f"    return ({shown}).detach() + ({trained}) - ({trained}).detach()\n"
+    edited.write_text(text.replace(DPO_RETURN, trick, 1), encoding="utf-8")
+    with pytest.raises(
+        AssertionError, match=r"probe batch 0 \(beta=0\.05.*\), example 0: grad_policy_chosen_logps"
+    ):
+        load(edited).self_check()  # the values match the record; the gradients do not
+
+
+def test_an_archived_detach_trick_fails_its_own_self_check(
+    archive: Archive, tmp_path: Path
+) -> None:
+    """A graph archived before the sandbox compared values and gradients: its record agrees with
+    it, so only differentiating the values shows the trick."""
+    from tests.sandbox.helpers import graph_data  # our own source, captured in this process
+
+    campaign_id = create_campaign(archive, parse_spec(SPEC))
+    graph_json = json.dumps(graph_data(DETACH_TRICK))
+    record = archive.add_candidate(
+        campaign_id=campaign_id, name="shows-dpo", source=DETACH_TRICK, origin="evolve"
+    )
+    archive.update_candidate(
+        record.id,
+        status=CandidateStatus.ACCEPTED,
+        graph={"json": graph_json},
+        fingerprint=fingerprint(rebuild_graph(graph_json)),
+    )
+    module = export_module(archive, record.id)
+    path = tmp_path / module.filename
+    path.write_text(module.text, encoding="utf-8")
+    with pytest.raises(
+        AssertionError, match=r"gradient w\.r\.t\. policy_chosen_logps is .* but the values change"
+    ):
+        load(path).self_check()
+    honest = archive.add_candidate(
+        campaign_id=campaign_id, name="dpo", source=BASELINES["dpo"].source, origin="evolve"
+    )
+    honest_json = json.dumps(graph_data(BASELINES["dpo"].source))
+    archive.update_candidate(
+        honest.id,
+        status=CandidateStatus.ACCEPTED,
+        graph={"json": honest_json},
+        fingerprint=fingerprint(rebuild_graph(honest_json)),
+    )
+    module = export_module(archive, honest.id)
+    path = tmp_path / module.filename
+    path.write_text(module.text, encoding="utf-8")
+    load(path).self_check()
+
+
 def test_the_module_imports_and_checks_itself_without_trl(exported: dict[str, Path]) -> None:
     path = exported["evolve"]
     script = (
@@ -446,6 +516,24 @@ def test_the_trainer_trains_with_the_exported_loss(
     losses, changed = train(module, tiny_models[0], tmp_path, steps=5, precompute=True)
     assert len(losses) == 5 and all(math.isfinite(v) for v in losses), losses
     assert changed
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_the_trainer_stops_on_a_non_finite_gradient(
+    exported: dict[str, Path], tiny_models: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # DPO plus sqrt(|Δ - Δ|): 0 in value, a NaN derivative (inf * 0) at every step.
+    text = exported["dpo"].read_text(encoding="utf-8")
+    nan_gradient = "    return -F.logsigmoid(beta * delta) + torch.sqrt(torch.abs(delta - delta))\n"
+    path = tmp_path / "nan_gradient.py"
+    path.write_text(text.replace(DPO_RETURN, nan_gradient, 1), encoding="utf-8")
+    module = load(path, "exported_nan_gradient")
+    with pytest.raises(
+        FloatingPointError,
+        match=r"gradient of the loss w\.r\.t\. the policy's log-probs is "
+        r"non-finite at step 1 \(4 of 4 sequences\) although the loss is finite",
+    ):
+        train(module, tiny_models[0], tmp_path, steps=1, precompute=True)
 
 
 @pytest.mark.usefixtures("one_thread")

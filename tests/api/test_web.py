@@ -343,6 +343,27 @@ def test_a_bad_spec_shows_the_field_error(tab: Tab) -> None:
         expect(error).to_contain_text(re.compile(r"budget\.candidates: .*greater than or equal"))
 
 
+@pytest.mark.parametrize(
+    ("spec", "said"),
+    [
+        ("[" * 100_000, "the spec nests more than 64 levels deep (line 1)"),
+        ("- just\n- a list\n", "the spec holds a list, not a mapping of fields"),
+        ("# " + "x" * 1_000_001, "the spec is larger than 1,000,000 bytes"),  # a 413
+    ],
+    ids=["too-deep", "a-list", "too-large"],
+)
+def test_a_spec_that_is_no_spec_shows_the_one_sentence(tab: Tab, spec: str, said: str) -> None:
+    with tab.showing("no-spec") as page:
+        tab.open()
+        expect(page.locator("#spec")).to_have_value(EXAMPLE_SPEC)
+        tab.set_token(TOKEN)
+        page.locator("#spec").fill(spec)
+        page.get_by_role("button", name="Start campaign").click()
+        error = page.locator("#start-form .errors li")
+        expect(error).to_have_count(1)
+        expect(error).to_contain_text(said)
+
+
 def test_without_the_token_the_form_says_one_is_needed(tab: Tab) -> None:
     with tab.showing("needs-token") as page:
         tab.open()

@@ -1,8 +1,11 @@
-"""Migrations on both backends: create, round-trip, match the models, run from the CLI."""
+"""Migrations on both backends: create, round-trip, match the models, run from the CLI; archives
+that cannot be opened (a newer schema, a file that is no database, a server that does not answer)
+are refused with one sentence naming the URL without its password."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -12,8 +15,12 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
+from sqlalchemy.engine import make_url
 
 from discovery.archive import (
+    ArchiveUnreachableError,
+    NotADatabaseError,
+    UnknownRevisionError,
     create_archive_engine,
     current_revision,
     downgrade,
@@ -127,3 +134,64 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(
         assert connection.scalar(text("PRAGMA busy_timeout")) >= 10_000
         assert connection.scalar(text("PRAGMA foreign_keys")) == 1
     engine.dispose()
+
+
+def set_revision(url: str, revision: str) -> None:
+    """Stamp the archive as if another lossforge had migrated it to `revision`."""
+    engine = create_archive_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+    engine.dispose()
+
+
+def test_an_archive_from_a_newer_lossforge_is_refused_and_left_alone(database_url: str) -> None:
+    open_archive(database_url).engine.dispose()
+    set_revision(database_url, "9999_from_the_future")
+    engine = create_archive_engine(database_url)
+    for attempt in (lambda: open_archive(database_url), lambda: downgrade(engine, "base")):
+        with pytest.raises(UnknownRevisionError) as error:
+            attempt()
+        message = str(error.value)
+        assert "is at schema revision 9999_from_the_future" in message
+        assert "a newer lossforge wrote it; upgrade lossforge" in message
+        assert make_url(database_url).render_as_string(hide_password=True) in message
+    assert current_revision(engine) == "9999_from_the_future"
+    assert _tables(database_url) == TABLES  # nothing dropped or changed
+    engine.dispose()
+
+
+def test_a_file_that_is_not_a_database_is_refused_and_left_alone(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a database, just notes\n" * 100)
+    before = notes.read_bytes()
+    with pytest.raises(NotADatabaseError) as error:
+        open_archive(f"sqlite:///{notes}")
+    assert str(error.value).startswith(f"{notes} is not an SQLite database (file is not a")
+    assert "point LOSSFORGE_DATABASE_URL at a lossforge archive" in str(error.value)
+    assert notes.read_bytes() == before
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        (f"postgresql://lf:hunter2-pw@127.0.0.1:{_closed_port()}/x", "Connection refused"),
+        ("postgresql://lf:hunter2-pw@no-such-host.invalid/x", "no-such-host.invalid"),
+        ("sqlite:////nonexistent-dir-of-lossforge/a.db", "unable to open database file"),
+        ("mysql://lf:hunter2-pw@127.0.0.1/x", "it has no driver for 'mysql'"),
+    ],
+    ids=["closed-port", "unknown-host", "no-such-directory", "no-driver"],
+)
+def test_unreachable_databases_are_named_without_their_password(url: str, reason: str) -> None:
+    with pytest.raises(ArchiveUnreachableError) as error:
+        open_archive(url)
+    message = str(error.value)
+    assert reason in message
+    assert "hunter2-pw" not in message
+    assert make_url(url).host is None or f"{make_url(url).host}" in message
+    assert "LOSSFORGE_DATABASE_URL" in message and "\n" not in message

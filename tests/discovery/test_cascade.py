@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from discovery.archive import Archive, CandidateStatus, EvaluationStatus
+from discovery.archive import Archive, CandidateStatus, EvaluationRecord, EvaluationStatus
 from discovery.cascade import Cascade, Queue
 from discovery.ledger import Ledger
+from discovery.retries import Retries, retryable
 from discovery.spec import CampaignSpec, parse_spec
 from evaluator.frontier import point_metrics
 from tests.factories import DPO_SOURCE, make_campaign
@@ -54,6 +55,41 @@ class World:
             candidate_id=candidate_id, stage="bandit", task="tabular", seed=seed
         )
         self.ledger.put_evaluation(row)
+        done = self.archive.finish_evaluation(
+            row.id, status=EvaluationStatus.DONE, metrics={"frontier/area": area}
+        )
+        return self.cascade.finished(self.ledger.put_evaluation(done))
+
+    def fail(
+        self,
+        candidate_id: int,
+        status: EvaluationStatus,
+        reason: str,
+        *,
+        seed: int = 0,
+        attempt: int = 0,
+    ) -> list[Queue]:
+        """A bandit run (attempt) of `candidate_id` ends with `status` and `reason`."""
+        row = self.archive.add_evaluation(
+            candidate_id=candidate_id, stage="bandit", task="tabular", seed=seed, attempt=attempt
+        )
+        self.ledger.put_evaluation(row)
+        failed = self.archive.finish_evaluation(row.id, status=status, reason=reason)
+        return self.cascade.finished(self.ledger.put_evaluation(failed))
+
+    def retry(self, candidate_id: int, *, seed: int, attempt: int) -> EvaluationRecord:
+        """A new attempt of a run, queued (PENDING), as the engine stores one."""
+        return self.ledger.put_evaluation(
+            self.archive.add_evaluation(
+                candidate_id=candidate_id,
+                stage="bandit",
+                task="tabular",
+                seed=seed,
+                attempt=attempt,
+            )
+        )
+
+    def finish(self, row: EvaluationRecord, area: float) -> list[Queue]:
         done = self.archive.finish_evaluation(
             row.id, status=EvaluationStatus.DONE, metrics={"frontier/area": area}
         )
@@ -261,3 +297,92 @@ def test_a_tinylm_run_is_scored_against_dpos_frontier(store: Archive) -> None:
     # DPO at beta x4 is on the frontier: 0, where reward minus DPO's (at beta 1) said -0.1.
     assert scores == {beta4: pytest.approx(0.0), better: pytest.approx(0.05)}
     assert world.ledger.of(world.cascade.dpo_id, "tinylm")[0].score == 0.0
+
+
+# -- runs that cannot be scored -----------------------------------------------------------------
+
+LOST = "the worker process died 3 times (Ray retried it 2 times): SIGKILL"
+
+
+def test_a_run_waits_for_a_retried_dpo_run_and_is_scored_when_it_finishes(store: Archive) -> None:
+    world = build(store, two_stage_spec(seeds=2))
+    dpo, a = world.cascade.dpo_id, world.candidate("a")
+    world.fail(dpo, EvaluationStatus.LOST, LOST, seed=1)
+    again = world.retry(dpo, seed=1, attempt=1)  # the engine queued it before the cascade looked
+    assert add_runs(world, a, [0.8, 0.9]) == []
+    # Seed 0 was scored as it came; seed 1 waits for DPO's open attempt, and is not missing.
+    assert world.cascade.scores[(a, "bandit")].seeds == 1
+    assert world.ledger.of(a, "bandit")[1].score is None
+    assert world.cascade.unscored == {}
+    world.finish(again, 0.5)
+    score = world.cascade.scores[(a, "bandit")]
+    assert (score.seeds, score.score) == (2, pytest.approx(0.35))
+    assert world.archive.get_candidate(a).status is CandidateStatus.EVALUATED
+    assert world.cascade.unscored_summary() is None
+
+
+def test_a_dpo_run_failed_for_good_leaves_its_candidates_unscored_with_the_reason(
+    store: Archive,
+) -> None:
+    world = build(store, two_stage_spec(seeds=2))
+    dpo, a, b = world.cascade.dpo_id, world.candidate("a"), world.candidate("b")
+    for attempt in range(3):  # past the engine's retries: no attempt left open
+        world.fail(dpo, EvaluationStatus.LOST, LOST, seed=1, attempt=attempt)
+    add_runs(world, a, [0.8, 0.9])
+    add_runs(world, b, [0.7, 0.6])
+    why = f"DPO's bandit run on task tabular seed 1 failed 3 times: {LOST}"
+    assert world.cascade.unscored == {(a, "bandit"): why, (b, "bandit"): why}
+    # Ranked on the seed DPO has (n = 1, not 2), and said so: not silently.
+    assert world.cascade.scores[(a, "bandit")].seeds == 1
+    summary = world.cascade.unscored_summary()
+    assert summary is not None and summary.startswith("2 candidates could not be fully scored")
+    assert why in summary
+    events = world.archive.list_events(campaign_id=world.campaign_id, kind="unscored")
+    assert {e.payload["candidate"] for e in events} == {a, b}
+
+
+def test_a_candidate_with_no_scorable_run_is_unscored_not_failed_and_a_resume_scores_it(
+    store: Archive,
+) -> None:
+    world = build(store, two_stage_spec())
+    dpo = world.cascade.dpo_id
+    a = world.candidate("a")
+    # Seed 0 of a: its worker died on every try. Not the loss's fault: UNSCORED, not FAILED.
+    world.fail(a, EvaluationStatus.LOST, LOST)
+    world.fail(a, EvaluationStatus.LOST, LOST, attempt=1)
+    candidate = world.archive.get_candidate(a)
+    assert candidate.status is CandidateStatus.UNSCORED
+    lost = f"its bandit run on task tabular seed 0 was lost twice: {LOST}"
+    assert candidate.reason == f"bandit: {lost}"
+    # A resume queues the lost runs again (the engine, retries.py); they finish this time.
+    again = world.fresh()
+    retries = Retries(max_attempts=3)
+    resumed = retries.resumable(again.ledger)
+    assert [(r.candidate_id, r.seed, r.attempt) for r in resumed] == [(a, 0, 1)]
+    row = again.retry(a, seed=0, attempt=2)
+    assert again.cascade.start(dpo) == []
+    assert again.archive.get_candidate(a).status is CandidateStatus.UNSCORED  # until it ends
+    again.finish(row, 0.9)
+    assert again.archive.get_candidate(a).status is CandidateStatus.EVALUATED
+    assert again.archive.get_candidate(a).reason is None
+    assert again.cascade.unscored == {}
+
+
+def test_failures_of_the_loss_are_not_retried_lost_runs_and_dpos_are_up_to_the_limit(
+    world: World,
+) -> None:
+    dpo = world.archive.get_candidate(world.cascade.dpo_id)
+    a = world.archive.get_candidate(world.candidate("a"))
+
+    def ended(candidate_id: int, status: EvaluationStatus, attempt: int = 0) -> EvaluationRecord:
+        row = world.archive.add_evaluation(
+            candidate_id=candidate_id, stage="bandit", task="tabular", seed=7, attempt=attempt
+        )
+        return world.archive.finish_evaluation(row.id, status=status, reason="why")
+
+    assert not retryable(ended(a.id, EvaluationStatus.NAN_LOSS), a)
+    assert retryable(ended(dpo.id, EvaluationStatus.NAN_LOSS), dpo)  # every score needs DPO's
+    retries = Retries(max_attempts=2)
+    first = ended(a.id, EvaluationStatus.LOST, attempt=1)
+    assert retries.again(first, a)  # the 2nd try
+    assert not retries.again(ended(a.id, EvaluationStatus.LOST, attempt=2), a)  # no 3rd

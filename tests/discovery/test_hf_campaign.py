@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from discovery.archive import Archive, CampaignStatus, CandidateStatus, EvaluationStatus
+from discovery.retries import MAX_ATTEMPTS
 from discovery.runner import (
     RunnerConfig,
     campaign_leaderboard,
@@ -77,7 +78,11 @@ def test_a_missing_model_fails_each_evaluation_with_the_reason_and_the_campaign_
     campaign_id, status = run_engine(spec, proposer=proposer)
     assert status is CampaignStatus.FINISHED
     evaluations = store.list_evaluations(campaign_id=campaign_id)
-    assert len(evaluations) == 2  # DPO and the candidate, one task, one seed
+    # One task, one seed: the candidate's run, and DPO's with its retries (every score needs it)
+    dpo = next(c.id for c in store.list_candidates(campaign_id=campaign_id) if c.name == "dpo")
+    attempts = sorted(e.attempt for e in evaluations if e.candidate_id == dpo)
+    assert attempts == list(range(MAX_ATTEMPTS))
+    assert len(evaluations) == MAX_ATTEMPTS + 1
     for e in evaluations:
         assert e.status is EvaluationStatus.ERROR
         assert f"policy '{missing}': no directory at {missing}" in (e.reason or "")

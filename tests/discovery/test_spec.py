@@ -1,12 +1,16 @@
-"""Campaign specs: the example parses; bad specs are refused with the field named."""
+"""Campaign specs: the example parses; bad specs are refused with the field named, and input
+that is no spec at all (binary, empty, a list, too deep, too large) with one sentence."""
 
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
 
 import pytest
 
 from discovery.spec import SpecError, load_spec, parse_spec
+from discovery.spec_text import MAX_SPEC_BYTES, MAX_SPEC_DEPTH, read_capped, spec_document
 from evaluator.compare import stage_tasks
 from evaluator.jobs import _build  # the conversion a worker applies to a job's config
 from evaluator.scoring import score_metric
@@ -174,3 +178,114 @@ def test_unreadable_and_malformed_files(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("name: [unclosed\n")
     with pytest.raises(SpecError, match="not valid YAML"):
         load_spec(tmp_path / "bad.yaml")
+
+
+def _block(levels: int) -> str:
+    """YAML mappings nested `levels` deep by indentation (one space a level)."""
+    return "".join(f"{' ' * i}k:\n" for i in range(levels)) + f"{' ' * levels}x: 1\n"
+
+
+_NOT_A_SPEC = [
+    (b"\x89PNG\r\n\x1a\n\x00\xff", "yaml", "is not UTF-8 text (byte 0x89 at offset 0)"),
+    ("name: caf\u00e9".encode("latin-1"), "yaml", "is not UTF-8 text (byte 0xe9 at offset 9)"),
+    (b"", "yaml", "is empty: a campaign spec is a mapping"),
+    (b"  \n\n", "json", "is empty"),
+    (b"# only a comment\n", "yaml", "is empty"),
+    (b"null", "json", "is empty"),
+    (b"- name: x\n", "yaml", "holds a list, not a mapping"),
+    (b"hello", "yaml", "holds a string, not a mapping"),
+    (b"3", "json", "holds a number, not a mapping"),
+    (b"[" * 100_000 + b"]" * 100_000, "json", f"nests more than {MAX_SPEC_DEPTH} levels deep"),
+    (b'{"a": ' * 100_000, "json", "nests more than 64 levels deep (line 1)"),
+    (b"a: " + b"{b: " * 100_000, "yaml", "nests more than 64 levels deep"),
+    (_block(1_000).encode(), "yaml", "nests more than 64 levels deep (line 65)"),
+    (
+        b"a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+        + b"".join(
+            f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n".encode()
+            for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+        ),
+        "yaml",
+        "holds more than 100,000 values (a YAML alias counts once per use)",
+    ),
+    (b"a: &x [1, *x]", "yaml", "alias *x inside its own anchor"),
+    (b"seed: " + b"1" * 5_000, "yaml", "is not valid YAML: Exceeds the limit (4300 digits)"),
+    (b"name: [unclosed\n", "yaml", "is not valid YAML at line 2"),
+    (b'{"name": }', "json", "is not valid JSON at line 1: Expecting value"),
+    (b'{"budget": {"wall_time_s": Infinity}}', "json", "has Infinity: a campaign spec's numbers"),
+    (b'{"seed": 1e400}', "json", "has 1e400: a campaign spec's numbers are finite"),
+    (b"a:\n  b: [1.0, .nan]", "yaml", "has .nan at line 2: a campaign spec's numbers are finite"),
+]
+
+
+@pytest.mark.parametrize(("data", "fmt", "message"), _NOT_A_SPEC)
+def test_input_that_is_no_spec_document_gets_one_sentence(
+    data: bytes, fmt: str, message: str
+) -> None:
+    with pytest.raises(SpecError) as error:
+        spec_document(data, fmt=fmt, source="the-spec.yaml")  # type: ignore[arg-type]
+    text = str(error.value)
+    assert text.startswith("the-spec.yaml "), text
+    assert message in text, text
+    assert "\n" not in text and "sys.set_int_max_str_digits" not in text
+
+
+def test_nesting_up_to_the_limit_parses_and_one_level_more_is_refused() -> None:
+    deepest = {"k": 0}
+    for _ in range(MAX_SPEC_DEPTH - 1):
+        deepest = {"k": deepest}
+    assert spec_document(json.dumps(deepest).encode(), fmt="json", source="s") == deepest
+    assert spec_document(_block(MAX_SPEC_DEPTH - 1).encode(), fmt="yaml", source="s")
+    with pytest.raises(SpecError, match="nests more than 64"):
+        spec_document(json.dumps({"k": deepest}).encode(), fmt="json", source="s")
+    with pytest.raises(SpecError, match="nests more than 64"):
+        spec_document(_block(MAX_SPEC_DEPTH).encode(), fmt="yaml", source="s")
+
+
+def test_brackets_in_strings_aliases_and_a_byte_order_mark_are_fine() -> None:
+    text = '\ufeff{"name": "[[[[{{{{\\"[[[[", "x": [1]}'
+    assert spec_document(text.encode(), fmt="json", source="s") == {
+        "name": '[[[[{{{{"[[[[',
+        "x": [1],
+    }
+    shared = b"base: &b {seeds: 2}\nstages: [{<<: *b, name: bandit}, {<<: *b, name: tinylm}]\n"
+    assert spec_document(shared, fmt="yaml", source="s")["stages"][1] == {
+        "seeds": 2,
+        "name": "tinylm",
+    }
+
+
+class _CountingStream(io.RawIOBase):
+    """An endless stream of spaces that counts the bytes asked of it."""
+
+    def __init__(self) -> None:
+        self.given = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        buffer[:] = b" " * len(buffer)
+        self.given += len(buffer)
+        return len(buffer)
+
+
+def test_no_more_than_the_cap_is_read(tmp_path: Path) -> None:
+    stream = _CountingStream()
+    with pytest.raises(SpecError, match="is larger than 1,000,000 bytes"):
+        read_capped(io.BufferedReader(stream), max_bytes=MAX_SPEC_BYTES, source="the pipe")
+    # The buffered reader asks in blocks of 8 KiB: a block past the cap at most.
+    assert MAX_SPEC_BYTES < stream.given <= MAX_SPEC_BYTES + 8192 + 1
+    big = tmp_path / "big.yaml"
+    with big.open("wb") as out:
+        out.truncate(50_000_000)  # sparse: 50 MB of zeros that take no disk
+    with pytest.raises(SpecError, match=f"{big} is larger than 1,000,000 bytes"):
+        load_spec(big)
+
+
+def test_data_that_is_not_a_mapping_gets_a_sentence_not_a_pydantic_type_error() -> None:
+    for data in (None, [MINIMAL], "name: x"):
+        with pytest.raises(SpecError) as error:
+            parse_spec(data)
+        assert "must be a mapping with at least `name`, `stages` and `budget`" in str(error.value)
+        assert "dictionary" not in str(error.value)

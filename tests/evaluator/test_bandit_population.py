@@ -7,9 +7,11 @@ exact here (each run's arithmetic does not depend on the others); metrics to 1e-
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import numpy as np
 import pytest
+import torch
 
 from evaluator.bandit import FAMILIES, BanditConfig, run_bandit, run_bandit_population
 from evaluator.losses import Loss
@@ -79,6 +81,23 @@ def test_a_loss_that_breaks_is_an_error_for_it_alone(rebuilt_baselines: dict[str
         assert result.reason == f"{type(raised.value).__name__}: {raised.value}"
     assert results[0].reason == "ZeroDivisionError: boom"
     assert results[2].reason.startswith("ValueError: loss returned shape")
+
+
+def _slow(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps, beta):
+    time.sleep(1.0)  # hundreds of times DPO's step on this stage's batch
+    return -torch.nn.functional.logsigmoid(beta * (policy_chosen_logps - policy_rejected_logps))
+
+
+def test_a_loss_over_its_time_share_is_stopped_alone(rebuilt_baselines: dict[str, Loss]) -> None:
+    dpo = rebuilt_baselines["dpo"]
+    config = dataclasses.replace(CONFIG, loss_time_floor_s=0.5)
+    results = run_bandit_population(
+        [dpo, Loss("slow", _slow), rebuilt_baselines["ipo"]], task="noisy", seed=0, config=config
+    )
+    assert results[1].status is RunStatus.TIMEOUT
+    assert "more than its share" in results[1].reason and "stopped" in results[1].reason
+    assert_same_run(results[0], run_bandit(dpo, task="noisy", seed=0, config=CONFIG))
+    assert results[2].status is RunStatus.DONE
 
 
 def test_population_size_splits_the_losses_without_changing_results(

@@ -64,7 +64,7 @@ REJECTED = [
     ("import os\n" + DPO, C.FORBIDDEN_IMPORT, "import os"),
     ("from os import path\n" + DPO, C.FORBIDDEN_IMPORT, "from os"),
     ("import torch as T\n" + DPO, C.FORBIDDEN_IMPORT, "import torch"),
-    (loss_source("return ｅｖａｌ('beta')"), C.FORBIDDEN_NAME, "'eval'"),
+    (loss_source("return ｅｖａｌ('beta')"), C.UNSAFE_TEXT, "U+FF45 FULLWIDTH LATIN SMALL"),
     (loss_source("return __import__('os')"), C.DUNDER, "__import__"),
     (loss_source("return beta.__class__"), C.DUNDER, "__class__"),
     (loss_source("x = globals()", "return beta"), C.FORBIDDEN_NAME, "globals"),
@@ -134,9 +134,9 @@ def test_rejections_are_specific(source: str, code: RejectionCode, fragment: str
     assert fragment in report.reason
 
 
-def test_nfkc_normalization_sees_through_fullwidth_names() -> None:
-    report = _check(loss_source("return ｏｐｅｎ('/etc/passwd')"))
-    assert report.code is C.FORBIDDEN_NAME and "'open'" in report.reason
+def test_fullwidth_names_are_refused_before_nfkc_could_fold_them() -> None:
+    report = _check(loss_source("return ｏｐｅｎ('/etc/passwd')"))  # Python runs it as `open`
+    assert report.code is C.UNSAFE_TEXT and "names must be ASCII" in report.reason
 
 
 def test_size_cap_and_parse_errors() -> None:
@@ -147,8 +147,8 @@ def test_size_cap_and_parse_errors() -> None:
     assert "line 1" in broken.reason
     deep = static.check(loss_source("return " + "-" * 20_000 + "beta"), max_bytes=10**6)
     assert (deep.stage, deep.code) == (Stage.PARSE, C.SYNTAX_ERROR)
-    null = _check(DPO + "\x00")
-    assert null.stage is Stage.PARSE
+    null = _check(DPO + "\x00")  # refused by the text rules, before the parser sees it
+    assert (null.stage, null.code) == (Stage.STATIC, C.UNSAFE_TEXT)
 
 
 # --- property tests: random mutations of valid losses never crash the validator -------------
@@ -258,3 +258,28 @@ def test_mutations_of_valid_losses_never_crash_the_static_layer(source: str) -> 
 @given(st.text(max_size=300))
 def test_arbitrary_text_never_crashes_the_static_layer(source: str) -> None:
     _assert_well_formed(_check(source))
+
+
+# --- an in-place flag passed by position is refused like inplace=True -------------------------
+
+POSITIONAL_FLAGS = [
+    ("F.leaky_relu(z, 0.1, True)", "argument 3"),
+    ("torch.nn.functional.relu(z, True)", "argument 2"),
+    ("F.hardtanh(z, -1.0, 1.0, 1)", "argument 4"),
+    ("F.elu(z, 1.0, z.sum() > 0)", "argument 3"),
+]
+
+
+@pytest.mark.parametrize(("call", "fragment"), POSITIONAL_FLAGS)
+def test_an_inplace_flag_passed_by_position_is_refused(call: str, fragment: str) -> None:
+    report = _check(loss_source(f"z = beta * {DELTA}", f"return {call}"))
+    assert report.code is C.MUTATION, report.reason
+    assert fragment in report.reason and "inplace" in report.reason
+
+
+@pytest.mark.parametrize(
+    "call", ["F.leaky_relu(z, 0.2)", "F.leaky_relu(z, 0.2, False)", "F.hardtanh(z, -2.0, 2.0)"]
+)
+def test_positional_arguments_that_are_not_flags_pass(call: str) -> None:
+    report = _check(loss_source(f"z = beta * {DELTA}", f"return {call}"))
+    assert report.ok, report.reason

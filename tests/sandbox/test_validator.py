@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -100,6 +103,78 @@ def test_parse_and_size_failures(sandbox: Sandbox, sandbox_no_static: Sandbox) -
         assert (broken.stage, broken.code) == (Stage.PARSE, C.SYNTAX_ERROR)
         huge = which.validate(Candidate("x", "", DPO + "#" * 20_000))
         assert (huge.stage, huge.code) == (Stage.STATIC, C.SOURCE_TOO_LARGE)
+
+
+_MARGIN = """\
+def loss(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps, beta):
+    chosen = policy_chosen_logps - ref_chosen_logps
+    z = beta * (chosen - (policy_rejected_logps - ref_rejected_logps))
+"""
+QUANTILE_LOSSES = [  # DPO plus a hinge below the batch's upper quartile; a lower-quartile shift
+    _MARGIN + "    q = torch.quantile(z, 0.75)\n"
+    "    return -F.logsigmoid(z) + 0.1 * torch.relu(q - z)\n",
+    _MARGIN + "    low = z.quantile(0.25, interpolation='linear').clamp(max=0.0)\n"
+    "    return -F.logsigmoid(z - low)\n",
+]
+# The margin measured from the batch median, with its sign flipped: rewards the rejected answer.
+QUANTILE_FLIPPED = _MARGIN + "    return -F.logsigmoid(torch.quantile(z, 0.5) - z)\n"
+
+
+def test_quantile_losses_are_accepted_and_judged_like_any_other(
+    sandbox: Sandbox, sandbox_no_static: Sandbox
+) -> None:
+    for which in (sandbox, sandbox_no_static):
+        for source in QUANTILE_LOSSES:
+            verdict = which.validate(Candidate("quantile", "", source))
+            assert verdict.accepted, verdict.reason
+        flipped = which.validate(Candidate("flipped", "", QUANTILE_FLIPPED))
+        assert (flipped.stage, flipped.code) == (Stage.BATTERY, C.REWARDS_REJECTED)
+
+
+def test_no_allow_listed_op_imports_a_module_after_the_warm_up() -> None:
+    """A hardened child cannot import (it is chrooted into an empty directory), so whatever an
+    allow-listed op loads on first use must be loaded by the zygote's warm-up (quantile's meta
+    kernel imports torch._subclasses.schema_check_mode). Every op runs here on real tensors, with
+    a backward pass, and on meta tensors, after child.warm_up() in a fresh interpreter."""
+    script = """
+import sys, warnings
+warnings.simplefilter("ignore")
+import torch
+from sandbox import allowlist, child
+torch.set_num_threads(1)
+child.warm_up()
+before = set(sys.modules)
+ran = 0
+for device in ("cpu", "meta"):
+    x = torch.rand(8, device=device, requires_grad=device == "cpu")
+    index = torch.arange(8, device=device)
+    attempts = [(x,), (x, x), (x, 0.5), (x, 0), (x, x, x), ((x, x),), (x, 0, index), (x, (8,))]
+    ops = list(allowlist.graph_functions().values())
+    ops += [lambda t, *a, m=m: getattr(t, m)(*a) for m in sorted(allowlist.TENSOR_METHODS)]
+    for op in ops:
+        for args in attempts:
+            try:
+                out = op(*args)
+                if device == "cpu" and isinstance(out, torch.Tensor) and out.requires_grad:
+                    out.float().sum().backward()
+            except Exception:
+                continue
+            ran += 1
+            break
+print(ran, sorted(set(sys.modules) - before))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    ran, new_modules = result.stdout.strip().split(" ", 1)
+    assert int(ran) > 250, result.stdout  # most ops ran, on both devices
+    assert new_modules == "[]", f"imported after the warm-up: {new_modules}"
 
 
 def test_static_off_still_enforces_the_contract(sandbox_no_static: Sandbox) -> None:

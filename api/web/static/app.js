@@ -137,8 +137,17 @@
     const text = await response.text();
     let data = null;
     try { data = text ? JSON.parse(text) : null; } catch { data = text; }
-    if (!response.ok) throw new ApiError(response.status, data && data.detail !== undefined ? data.detail : data || response.statusText);
+    if (!response.ok) throw new ApiError(response.status, problem(response, data));
     return data;
+  }
+
+  // What a refused request says: the API's `detail` (a sentence, or field errors); a short plain
+  // text body as it is; otherwise (a proxy's HTML page, say) the status, with what 413 means.
+  function problem(response, data) {
+    if (data && data.detail !== undefined) return data.detail;
+    if (typeof data === "string" && data.trim() && data.length <= 300 && !/^\s*</.test(data)) return data.trim();
+    if (response.status === 413) return "the request is too large for this server (a campaign spec is at most 1,000,000 bytes)";
+    return `HTTP ${response.status} ${response.statusText}`.trim();
   }
 
   // An error as lines a person can act on: field errors as "field: message".
