@@ -18,7 +18,8 @@ COPY api ./api
 COPY discovery ./discovery
 COPY evaluator ./evaluator
 COPY sandbox ./sandbox
-RUN pip install .
+# The hf stage's data sets and LoRA, and PostgreSQL (the compose archive).
+RUN pip install '.[hf,postgres]'
 
 RUN useradd --create-home --uid 1000 lossforge && mkdir -p /data && chown lossforge /data
 USER lossforge

@@ -9,9 +9,12 @@ STAMP := $(VENV)/.installed-stamp
 
 install: $(STAMP)
 
+# torch first, pinned: pyproject.toml asks only torch>=2.13, and pip keeps an installed torch that
+# satisfies it; without this, pip would fetch the newest (CUDA) build. Tests need every extra.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --editable '.[dev]'
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet --editable '.[dev,hf,postgres]'
 	@touch $(STAMP)
 
 test: install

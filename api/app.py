@@ -1,9 +1,10 @@
 """The FastAPI application factory.
 
 `create_app(settings)` wires the app: on start it opens the archive (upgrading its schema) and
-builds what requests share (the leaderboard cache, the engine launcher, the validation sandbox);
-on stop it pauses the campaigns whose engines it started (they resume later from the archive),
-waits for those engines, and releases the rest. `lossforge serve` calls `begin_shutdown` as soon as
+builds what requests share (the leaderboard cache, the engine launcher, the validation sandbox),
+which the routers reach through the dependencies of deps.py; on stop it pauses the campaigns
+whose engines it started (they resume later from the archive), waits for those engines, and
+releases the rest. `lossforge serve` calls `begin_shutdown` as soon as
 SIGTERM arrives, so campaigns are paused first and event streams end (`app.state.stopping`)
 before uvicorn waits for connections to close. It trains and execs nothing itself: engines run in
 their own processes (launcher.py), candidate code only in the sandbox.
@@ -35,10 +36,9 @@ from api.boards import Boards
 from api.launcher import Launcher
 from api.routers import campaigns, candidates, events, health, metrics, validate, web
 from api.settings import Settings
-from api.state import SharedSandbox
 from discovery import control
 from discovery.archive import Archive, open_archive
-from sandbox import SandboxConfig
+from discovery.service.validation import SandboxConfig, SharedValidator
 
 log = logging.getLogger(__name__)
 
@@ -82,14 +82,14 @@ def create_app(settings: Settings, *, launcher: LauncherFactory | None = None) -
         app.state.archive = archive
         app.state.boards = Boards(archive)
         app.state.launcher = (launcher or default_launcher(settings))(archive)
-        app.state.sandbox = SharedSandbox(SandboxConfig(pool_size=1))
+        app.state.validator = SharedValidator(SandboxConfig(pool_size=1))
         try:
             yield
         finally:
             _pause_own_campaigns(archive, app.state.launcher)
             app.state.stopping.set()
             app.state.launcher.close()
-            app.state.sandbox.close()
+            app.state.validator.close()
             archive.engine.dispose()
 
     app = FastAPI(

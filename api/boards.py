@@ -9,8 +9,8 @@ whether it is still current, and it is recomputed only if not. So readers see re
 `max_age_s`. One lock per campaign, so fifty readers arriving together compute it once; while it
 is recomputed, the others get the previous board rather than wait.
 
-Also the campaign's stage layout (public and held-out tasks), which the series and candidate
-views need. It does not serialize anything; the routers do.
+What a board holds is discovery.service.leaderboard's; this module only caches it and encodes
+its rows for the routers.
 """
 
 from __future__ import annotations
@@ -24,10 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from discovery.archive import Archive
-from discovery.runner import campaign_report
 from discovery.scores import LeaderboardRow, ProxyValidity
-from discovery.spec import parse_spec
-from evaluator.compare import stage_tasks
+from discovery.service.leaderboard import campaign_report
 
 
 @dataclass(frozen=True)
@@ -123,12 +121,3 @@ def finite(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [finite(v) for v in value]
     return value
-
-
-def held_out_tasks(spec: dict[str, object]) -> dict[str, set[str]]:
-    """Stage name -> its held-out tasks, from a stored campaign spec."""
-    parsed = parse_spec(spec)
-    return {
-        stage.name: {t for t, held in stage_tasks(stage.name, stage.config).items() if held}
-        for stage in parsed.stages
-    }

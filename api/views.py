@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from api import render, schemas
-from api.boards import Board, Boards, finite, held_out_tasks
+from api.boards import Board, Boards, finite
 from discovery.archive import (
     Archive,
     CampaignRecord,
@@ -23,6 +23,7 @@ from discovery.archive import (
     NotFoundError,
 )
 from discovery.scores import LeaderboardRow
+from discovery.service.leaderboard import held_out_tasks
 from discovery.spec import parse_spec
 
 _REWARD_METRICS = ("reward/normalized", "reward/mean")  # bandit, tinylm

@@ -47,6 +47,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 
 from discovery.archive import open_archive  # noqa: E402
 from discovery.archive.models import Candidate, Evaluation  # noqa: E402
+from discovery.archive.records import GRAPH_JSON_KEY  # noqa: E402
 from discovery.runner import create_campaign  # noqa: E402
 from discovery.spec import parse_spec  # noqa: E402
 from evaluator.baselines import BASELINES  # noqa: E402
@@ -68,7 +69,8 @@ def fill(url: str, candidates: int, seed: int = 0) -> None:
     archive = open_archive(url)
     try:
         campaign_id = create_campaign(archive, parse_spec(SPEC))
-        graph = {"json": json.dumps({"nodes": [{"op": "input", "name": "x"}] * 40})}
+        # Stored as the archive stores a graph (bulk rows bypass `update_candidate`).
+        graph = {GRAPH_JSON_KEY: json.dumps({"nodes": [{"op": "input", "name": "x"}] * 40})}
         rows = []
         for i in range(candidates):
             name = "dpo" if i == 0 else f"evo-{i:05d}"

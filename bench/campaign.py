@@ -38,10 +38,10 @@ from datetime import UTC, datetime  # noqa: E402
 from discovery.archive import CandidateStatus, EvaluationRecord, open_archive  # noqa: E402
 from discovery.runner import (  # noqa: E402
     RunnerConfig,
-    campaign_leaderboard,
     create_campaign,
     run_campaign,
 )
+from discovery.service.leaderboard import campaign_leaderboard  # noqa: E402
 from discovery.spec import load_spec  # noqa: E402
 
 

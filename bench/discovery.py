@@ -37,12 +37,11 @@ from typing import Any  # noqa: E402
 from discovery.archive import CandidateStatus, open_archive  # noqa: E402
 from discovery.runner import (  # noqa: E402
     RunnerConfig,
-    campaign_report,
-    campaign_stages,
     create_campaign,
     run_campaign,
 )
 from discovery.scores import LeaderboardRow, selection_scores, shared  # noqa: E402
+from discovery.service.leaderboard import campaign_report, campaign_stages  # noqa: E402
 from discovery.spec import load_spec  # noqa: E402
 from evaluator.stats import spearman  # noqa: E402
 

@@ -54,13 +54,13 @@ import torch  # noqa: E402
 from bench.kernels import kernel_seconds  # noqa: E402
 from evaluator.bandit import FAMILIES, BanditConfig, run_bandit, run_bandit_population  # noqa: E402
 from evaluator.baselines import BASELINES  # noqa: E402
-from evaluator.jobs import load_loss  # noqa: E402
 from evaluator.losses import Loss  # noqa: E402
 from evaluator.results import RunStatus  # noqa: E402
 from evaluator.tinylm import TASKS, TinyLMConfig, run_tinylm, run_tinylm_population  # noqa: E402
 from evaluator.tinylm.pairs import PairSet, build_pairs  # noqa: E402
 from evaluator.tinylm.reference import Reference, load_reference  # noqa: E402
 from evaluator.tinylm.trl_compare import StepSettings, build_trl_trainer, lean_run  # noqa: E402
+from evaluator.worker import load_loss  # noqa: E402
 from sandbox import Candidate, Sandbox, SandboxConfig  # noqa: E402
 
 # Registry baselines that train cleanly in both stages (no batch-statistic NaNs at small batches).
@@ -125,7 +125,7 @@ def bench_bandit(losses: list[Loss], repeats: int) -> dict[str, float]:
 
 
 def bench_tinylm(losses: list[Loss], repeats: int, cache_dir: Path) -> dict[str, float]:
-    config = TinyLMConfig(cache_dir=cache_dir)
+    config = TinyLMConfig()
     reference = load_reference(
         TASKS["sorting"], model_config=config.model, sft_config=config.sft, cache_dir=cache_dir
     )
@@ -133,14 +133,19 @@ def bench_tinylm(losses: list[Loss], repeats: int, cache_dir: Path) -> dict[str,
         f"tinylm reference: {'loaded' if reference.from_cache else 'trained'} in "
         f"{reference.seconds:.1f} s"
     )
-    short = TinyLMConfig(cache_dir=cache_dir, max_steps=2, num_train_pairs=64)
-    run_tinylm(losses[0], task="sorting", seed=99, config=short)  # warm-up
+    short = TinyLMConfig(max_steps=2, num_train_pairs=64)
+    run_tinylm(losses[0], task="sorting", seed=99, config=short, cache_dir=cache_dir)  # warm-up
 
     def sequential() -> list:
-        return [run_tinylm(loss, task="sorting", seed=0, config=config) for loss in losses]
+        return [
+            run_tinylm(loss, task="sorting", seed=0, config=config, cache_dir=cache_dir)
+            for loss in losses
+        ]
 
     def population() -> list:
-        return run_tinylm_population(losses, task="sorting", seed=0, config=config)
+        return run_tinylm_population(
+            losses, task="sorting", seed=0, config=config, cache_dir=cache_dir
+        )
 
     seq, pop = alternate(sequential, population, repeats)
     k = len(losses)
@@ -182,7 +187,7 @@ def bench_trl(dpo: Loss, repeats: int, steps: int, cache_dir: Path) -> dict[str,
     from datasets import disable_progress_bars  # noqa: PLC0415
 
     disable_progress_bars()
-    config = TinyLMConfig(cache_dir=cache_dir)
+    config = TinyLMConfig()
     ref = load_reference(
         TASKS["sorting"], model_config=config.model, sft_config=config.sft, cache_dir=cache_dir
     )

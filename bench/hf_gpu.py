@@ -14,8 +14,9 @@ fraction of trainable (and frozen) tensors changed, and the metrics; per mode, L
 the held-out implicit reward accuracy and the reward. Prints a line per run and writes the whole
 as JSON to --out. The first run's steps per second include CUDA's warm-up.
 
-Imports only evaluator.hf's chain (torch, transformers, TRL, datasets, peft, tokenizers, numpy)
-and the sandbox's graph code: not discovery/, api/, Ray, SQLAlchemy, pydantic or openai. Random
+Imports only evaluator.hf's chain (torch, transformers, TRL, datasets, peft, tokenizers, numpy,
+and pydantic for the stage config) and the sandbox's graph code: not discovery/, api/, Ray,
+SQLAlchemy, pydantic-settings or openai. Random
 weights: the numbers check the machinery (speed, memory, bf16, LoRA), not loss quality.
 """
 

@@ -27,9 +27,10 @@ With --trl (CPU; needs trl), TRL's DPOTrainer (fp32, aligned with the lean loop)
 same batch in the same alternation, for one candidate.
 
 The reference is loaded from --cache-dir or trained there first (about 10 s on one CPU core; the
-script prints how long). This file imports no trl (unless --trl), ray, pydantic or sqlalchemy,
-and runs with transformers 5.17 as well as 5.25. Prints a table and, last, one JSON line (also
-written to --out).
+script prints how long). This file imports no trl (unless --trl), ray or sqlalchemy; it needs
+pydantic, which the tinylm stage's configs are built with (evaluator.stage_configs), and runs
+with transformers 5.17 as well as 5.25. Prints a table and, last, one JSON line (also written to
+--out).
 """
 
 from __future__ import annotations
@@ -484,7 +485,7 @@ def _setup(
 ) -> tuple[Reference, PairSet, RefLogps, dict]:
     """The reference (on `device`), one batch of pairs, its reference log-probs, the settings."""
     cache_dir = args.cache_dir or Path(tempfile.mkdtemp(prefix="tinylm-bench-"))
-    config = TinyLMConfig(cache_dir=cache_dir)
+    config = TinyLMConfig()
     ref = load_reference(
         TASKS[args.task], model_config=config.model, sft_config=config.sft, cache_dir=cache_dir
     )
@@ -544,7 +545,7 @@ def _report(
         "torch": torch.__version__,
         "threads": args.threads,
         "task": args.task,
-        "batch_size": TinyLMConfig(cache_dir=Path(".")).per_device_train_batch_size,
+        "batch_size": TinyLMConfig().per_device_train_batch_size,
         "steps": args.steps,
         "repeats": args.repeats,
         "reference_seconds": round(ref.seconds, 1),

@@ -45,7 +45,6 @@ import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
-from dataclasses import replace  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -103,6 +102,7 @@ def run(
     seeds: list[int],
     multipliers: list[float],
     config: TinyLMConfig,
+    cache_dir: Path,
     echo: Callable[[str], None] = print,
 ) -> None:
     """Train, then print the markdown table and the timings."""
@@ -115,7 +115,7 @@ def run(
             TASKS[task],
             model_config=config.model,
             sft_config=config.sft,
-            cache_dir=config.cache_dir,
+            cache_dir=cache_dir,
         )
         ref_seconds = time.monotonic() - start
         best = best_reward(task, config)
@@ -124,7 +124,9 @@ def run(
         }
         run_seconds: list[float] = []
         for seed in seeds:
-            results = run_tinylm_population(losses, task=task, seed=seed, config=config)
+            results = run_tinylm_population(
+                losses, task=task, seed=seed, config=config, cache_dir=cache_dir
+            )
             run_seconds.append(results[0].seconds)
             for m, result in zip(multipliers, results, strict=True):
                 if result.status is not RunStatus.DONE:
@@ -179,9 +181,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cache_dir = args.cache_dir or Path(tempfile.gettempdir()) / "lossforge-tinylm-bench"
-    config = TinyLMConfig(cache_dir=cache_dir)
+    config = TinyLMConfig()
     if args.max_steps is not None:
-        config = replace(config, max_steps=args.max_steps)
+        config = TinyLMConfig(max_steps=args.max_steps)
     families = [f for f in args.families.split(",") if f]
     unknown = sorted(set(families) - set(TASKS))
     if unknown:
@@ -191,6 +193,7 @@ def main() -> None:
         [int(s) for s in args.seeds.split(",")],
         [float(m) for m in args.multipliers.split(",")],
         config,
+        cache_dir,
     )
 
 

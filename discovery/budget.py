@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from discovery.archive import Archive, NewEvent
+from discovery.archive import NewEvent
 from discovery.spec import BudgetSpec
+from discovery.store import CampaignStore
 
 _SAVE_EVERY_S = 2.0  # how often spent budget is written back to the archive
 _EVENT_EVERY_S = 10.0  # how often a `budget` event tells followers (the API's stream) about it
@@ -37,7 +38,7 @@ class BudgetTracker:
         *,
         campaign_id: int,
         budget: BudgetSpec,
-        archive: Archive,
+        archive: CampaignStore,
         clock: Callable[[], float],
     ) -> None:
         self.campaign_id = campaign_id

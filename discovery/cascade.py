@@ -40,12 +40,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from discovery.archive import Archive, CandidateStatus, EvaluationRecord, EvaluationStatus
+from discovery.archive import CandidateStatus, EvaluationRecord, EvaluationStatus
 from discovery.ledger import OPEN, Ledger
 from discovery.scores import stage_score
 from discovery.spec import CampaignSpec, StageSpec
-from evaluator.compare import stage_tasks
-from evaluator.scoring import StageScore, frontier_tasks, score_metric, versus_dpo
+from discovery.store import CampaignStore
+from evaluator import StageScore, frontier_tasks, score_metric, versus_dpo
 
 # Statuses a score moves to EVALUATED: waiting, unscored until a resume, or failed before a retry
 # (DPO's runs are retried whatever their failure).
@@ -63,7 +63,7 @@ class Queue:
 
 class Cascade:
     def __init__(
-        self, *, campaign_id: int, spec: CampaignSpec, ledger: Ledger, archive: Archive
+        self, *, campaign_id: int, spec: CampaignSpec, ledger: Ledger, archive: CampaignStore
     ) -> None:
         self.campaign_id = campaign_id
         self.spec = spec
@@ -410,7 +410,7 @@ class Cascade:
         return self._metrics[stage_name]
 
     def public_tasks(self, stage: StageSpec) -> list[str]:
-        held_out = stage_tasks(stage.name, stage.config)
+        held_out = stage.held_out()
         return [t for t in stage.task_names() if not held_out.get(t, False)]
 
     def best(self) -> tuple[str, int, StageScore] | None:

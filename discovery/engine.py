@@ -2,15 +2,16 @@
 
 One loop, in one process: ask the proposer for candidates, validate them in the sandbox, drop
 duplicates (same normalized source, or same behavioural fingerprint: stored as DUPLICATE with a
-link to the original, never trained), store them, and queue their first-stage evaluations on Ray.
+link to the original, never trained), store them, and submit their first-stage evaluations.
 Evaluations run while the loop keeps proposing, up to `max_in_flight` queued first-stage jobs.
 Candidates enter through intake.py (sandbox, duplicates); proposers see what context.py builds.
-Evaluations wait in the job queue (scheduler.py), which sends them to Ray a worker slot at a time,
-as populations where the stage trains them together. Each finished evaluation is stored and handed
-to the cascade (cascade.py), which scores it against DPO, records finished stages, and says what
-to queue next (promotions, elite re-evaluations). Spending is counted by budget.py; the loop reads
-a `Ledger` (ledger.py) of the campaign instead of scanning tables, so the cost of each step does
-not grow with the campaign.
+Evaluations go to the evaluator's `Evaluations` port (its job queue over Ray in a campaign, an
+in-process fake in a test), which sends them to the workers a slot at a time, as populations where
+the stage trains them together; results come back under the evaluation's id. Each finished
+evaluation is stored and handed to the cascade (cascade.py), which scores it against DPO, records
+finished stages, and says what to queue next (promotions, elite re-evaluations). Spending is
+counted by budget.py; the loop reads a `Ledger` (ledger.py) of the campaign instead of scanning
+tables, so the cost of each step does not grow with the campaign.
 
 Crash safety: every decision is written before it is acted on. Evaluations are stored PENDING
 when queued and finished in place, so a resumed campaign re-queues exactly the open ones, and the
@@ -45,11 +46,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from discovery.archive import (
-    Archive,
     CampaignStatus,
     CandidateRecord,
     CandidateStatus,
@@ -70,15 +71,12 @@ from discovery.progress import Progress, snapshot
 from discovery.proposers.base import Proposal, Proposer
 from discovery.proposers.errors import BudgetExhausted, ProposerUnavailable
 from discovery.retries import Retries, next_attempt
-from discovery.scheduler import JobQueue
 from discovery.spec import CampaignSpec, StageSpec
-from evaluator.baselines import BASELINES
-from evaluator.dispatch import RayDispatcher
-from evaluator.jobs import EvalJob
-from evaluator.results import RunResult
+from discovery.store import CampaignStore
+from evaluator import BASELINES, EvalJob, Evaluations, RunResult, Secret
 from sandbox import Sandbox
 
-__all__ = ["Engine", "Progress"]
+__all__ = ["Engine", "JobContext", "Progress"]
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +94,14 @@ _WAIT_S = 0.5  # longest wait for a result when there is nothing to propose
 _NOTIFY_EVERY_S = 0.25  # the observer is called at most this often (and at every stop)
 
 
+@dataclass(frozen=True)
+class JobContext:
+    """What the engine's jobs carry besides the spec: worker values, never stored."""
+
+    cache_dir: str | None = None  # where workers cache what they build (tinylm references)
+    judge_api_key: Secret | None = None  # the hf judge's key, from the settings
+
+
 class Engine:
     """Runs one campaign until it finishes, is paused or cancelled, or a budget is reached."""
 
@@ -104,12 +110,12 @@ class Engine:
         *,
         campaign_id: int,
         spec: CampaignSpec,
-        archive: Archive,
+        archive: CampaignStore,
         sandbox: Sandbox,
-        dispatcher: RayDispatcher,
+        evaluations: Evaluations,
         proposer: Proposer,
         rng: np.random.Generator,
-        stage_extra: dict[str, dict[str, object]] | None = None,
+        job_context: JobContext | None = None,
         observer: Callable[[Progress], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         start_from: tuple[CampaignStatus, ...] = RESTARTABLE,
@@ -120,10 +126,10 @@ class Engine:
         self.lease = lease  # None: the caller does not hold a lease (tests of the loop alone)
         self.spec = spec
         self.archive = archive
-        self.dispatcher = dispatcher
+        self.evaluations = evaluations
         self.proposer = proposer
         self.rng = rng
-        self.stage_extra = stage_extra or {}
+        self.job_context = job_context or JobContext()
         self.observer = observer
         self.clock = clock
         self.population = Population(**spec.population.model_dump())
@@ -140,7 +146,6 @@ class Engine:
             ledger=self.ledger,
             sandbox=sandbox,
         )
-        self.jobs = JobQueue(dispatcher, dispatcher.slots)
         self.retries = Retries()  # which failed runs go again, and how often (retries.py)
         self._proposals = 0  # proposal calls so far, resumes included (islands take turns)
         self._notified_at = float("-inf")
@@ -156,11 +161,11 @@ class Engine:
             return self._loop()
         except (LeaseLostError, DatabaseUnavailableError):
             # Nothing more can be written: stop the work; what is open stays PENDING.
-            self.dispatcher.close()
+            self.evaluations.close()
             raise
         except BaseException:
             # KeyboardInterrupt or a bug: leave queued work PENDING so `--resume` picks it up.
-            self.dispatcher.close()
+            self.evaluations.close()
             self.budget.save(force=True)
             raise
 
@@ -191,15 +196,12 @@ class Engine:
                 idle = 0 if new else idle + 1
                 if idle >= _IDLE_PROPOSALS:
                     proposing = False
-            self.jobs.dispatch()
             # Having proposed, only pick up what is ready; otherwise block on the next result
             # rather than spin (the workers need the CPU).
-            for job, result in self.dispatcher.collect(timeout_s=0.0 if proposed else _WAIT_S):
-                self._finish(job, result)
-            self.jobs.dispatch()  # into the slots just freed
+            self._collect(timeout_s=0.0 if proposed else _WAIT_S)
             self.budget.save()
             self._notify()
-            if not proposing and not len(self.jobs):
+            if not proposing and not self.evaluations.pending():
                 actions = self.cascade.final_pass()
                 if actions:
                     self._apply(actions)
@@ -210,6 +212,15 @@ class Engine:
                     else "the proposer found nothing new"
                 )
                 return self._end(reason)
+
+    def _collect(self, timeout_s: float) -> None:
+        """Store every result that is ready (waiting up to `timeout_s` for the first), and send
+        what they lead to (retries, promotions) into the slots they freed before proposing on:
+        each `collect` fills the free slots first; the last one, with nothing new, only that."""
+        while results := self.evaluations.collect(timeout_s=timeout_s):
+            for evaluation_id, result in results:
+                self._finish(evaluation_id, result)
+            timeout_s = 0.0
 
     def _start(self) -> bool:
         """Mark the campaign RUNNING and load its state; False if it may not start now."""
@@ -225,17 +236,14 @@ class Engine:
             return False
         self.ledger.put_candidates(self.archive.list_candidates(campaign_id=self.campaign_id))
         self.ledger.put_evaluations(self.archive.list_evaluations(campaign_id=self.campaign_id))
-        self._proposals = len(
-            self.archive.list_events(campaign_id=self.campaign_id, kind="proposal", limit=10**9)
-        )
+        self._proposals = self.archive.count_events(campaign_id=self.campaign_id, kind="proposal")
         self.budget.start(campaign.budget_used)
         self._ensure_baselines()
         self._recover()
         return True
 
     def _stop(self, status: CampaignStatus, reason: str, requested: bool = False) -> CampaignStatus:
-        self.dispatcher.close()  # kills what is running; its rows stay PENDING, resumable
-        open_ids = self.jobs.drain()
+        open_ids = self.evaluations.close()  # kills what runs; its rows stay PENDING, resumable
         if status is CampaignStatus.CANCELLED:
             for evaluation_id in open_ids:
                 self.ledger.put_evaluation(
@@ -346,33 +354,27 @@ class Engine:
     def _enqueue(self, candidate: CandidateRecord, row: EvaluationRecord) -> None:
         stage = self.cascade.stage(row.stage)
         dpo = candidate.origin == "baseline" and candidate.name == "dpo"
+        if candidate.graph_json is None:
+            raise RuntimeError(f"candidate {candidate.id} was queued without a graph")
         job = EvalJob(
             stage=stage.name,
             task=row.task,
             seed=row.seed,
             loss_name=candidate.name,
-            graph_json=(candidate.graph or {})["json"],
-            config={**self.stage_extra.get(stage.name, {}), **stage.config},
+            graph_json=candidate.graph_json,
+            config=stage.config,
             # DPO's tinylm runs also train its beta grid: the frontier every score is taken at.
             frontier=dpo and stage.name == "tinylm",
+            cache_dir=self.job_context.cache_dir,
+            judge_api_key=self.job_context.judge_api_key,
         )
-        self.jobs.add(job, row.id, stage_index=self.spec.stages.index(stage), dpo=dpo)
+        self.evaluations.submit(job, row.id, stage_index=self.spec.stages.index(stage), dpo=dpo)
 
-    def _finish(self, job: EvalJob, result: RunResult) -> None:
-        evaluation_id = self.jobs.finished(job)
+    def _finish(self, evaluation_id: int, result: RunResult) -> None:
         # LLM calls first (the hf stage's judge): they count toward the LLM-dollar budget, and a
         # crash between the two writes over-counts a re-run evaluation rather than losing a cost.
         for call in result.llm_calls:
-            self.archive.record_llm_call(
-                campaign_id=self.campaign_id,
-                purpose=str(call.get("purpose", "judge")),
-                model=str(call.get("model", "")),
-                prompt_tokens=int(call.get("prompt_tokens", 0)),
-                completion_tokens=int(call.get("completion_tokens", 0)),
-                cost_usd=float(call.get("cost_usd", 0.0)),
-                latency_s=float(call.get("latency_s", 0.0)),
-                error=call.get("error"),
-            )
+            self.archive.record_llm_call(campaign_id=self.campaign_id, call=call)
         if result.llm_calls:
             self.budget.refresh_llm()
         status = EvaluationStatus(result.status.value)
@@ -463,14 +465,14 @@ class Engine:
         for candidate in self.ledger.with_status(CandidateStatus.PROPOSED):
             self._validate(candidate)
         dpo = self.ledger.baseline("dpo")
-        if dpo is None or dpo.graph is None:  # FAILED or UNSCORED runs go again below
+        if dpo is None or dpo.graph_json is None:  # FAILED or UNSCORED runs go again below
             raise RuntimeError("the DPO baseline was not accepted by the sandbox; nothing to score")
         for stage in self.spec.stages:  # every score needs DPO's run of the same seed
             self._queue_stage(dpo, stage, range(stage.seeds))
         first = self.spec.stages[0]
         for candidate in self.ledger.with_status(CandidateStatus.ACCEPTED):
             self._queue_stage(candidate, first, range(first.seeds))  # accepted, never queued
-        queued = {row_id for _, row_id in self.jobs}
+        queued = {key for key, _ in self.evaluations.pending()}
         for row in self.ledger.open_evaluations():
             if row.id not in queued:
                 self._enqueue(self.ledger.candidates[row.candidate_id], row)
@@ -529,7 +531,7 @@ class Engine:
         """Open first-stage jobs: the bound on proposing. Later stages are few and slow; they
         drain on their own and must not stall the search."""
         first = self.spec.stages[0].name
-        return sum(1 for job, _ in self.jobs if job.stage == first)
+        return sum(1 for _, job in self.evaluations.pending() if job.stage == first)
 
     # -- displays and events -----------------------------------------------------------------
 
@@ -544,7 +546,7 @@ class Engine:
                 status=status,
                 ledger=self.ledger,
                 cascade=self.cascade,
-                open_jobs=(job for job, _ in self.jobs),
+                open_jobs=(job for _, job in self.evaluations.pending()),
                 budget=self.budget,
             )
         )

@@ -19,9 +19,10 @@ from typing import Any
 
 import torch
 
-from discovery.archive import Archive, CandidateRecord, CandidateStatus, NewEvent
+from discovery.archive import CandidateRecord, CandidateStatus, NewEvent
 from discovery.ledger import Ledger
 from discovery.proposers.base import Proposal
+from discovery.store import CampaignStore
 from sandbox import Candidate, Sandbox, Verdict
 from sandbox.fingerprint import NEAR_DUPLICATE, distance
 
@@ -34,7 +35,7 @@ class Intake:
         self,
         *,
         campaign_id: int,
-        archive: Archive,
+        archive: CampaignStore,
         ledger: Ledger,
         sandbox: Sandbox,
     ) -> None:
@@ -102,7 +103,7 @@ class Intake:
             status=CandidateStatus.ACCEPTED,
             fingerprint=verdict.fingerprint,
             canonical_code=verdict.canonical_code,
-            graph={"json": verdict.graph_json},
+            graph_json=verdict.graph_json,
             verdict=verdict.to_dict(),
             event=event,
         )
@@ -115,14 +116,14 @@ class Intake:
         self._behaviours[candidate_id] = mine
         originals = sorted(self.ledger.with_status(*_ORIGINALS), key=lambda c: c.id)
         for other in originals:
-            if other.id == candidate_id or not other.graph:
+            if other.id == candidate_id or other.graph_json is None:
                 continue
             if other.id not in self._behaviours:
-                self._behaviours[other.id] = self.sandbox.behaviour(other.graph["json"])
+                self._behaviours[other.id] = self.sandbox.behaviour(other.graph_json)
             theirs = self._behaviours[other.id]
             if theirs is None or distance(mine, theirs) > NEAR_DUPLICATE:
                 continue
-            if self.sandbox.same_behaviour(graph_json, other.graph["json"]):
+            if self.sandbox.same_behaviour(graph_json, other.graph_json):
                 return other
         return None
 

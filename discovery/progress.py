@@ -16,7 +16,7 @@ from discovery.ledger import OPEN, Ledger
 if TYPE_CHECKING:  # annotations only: the CLI imports this module without the engine's parts
     from discovery.budget import BudgetTracker
     from discovery.cascade import Cascade
-    from evaluator.jobs import EvalJob
+    from evaluator import EvalJob
 
 
 @dataclass(frozen=True)

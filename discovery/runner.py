@@ -18,7 +18,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -30,28 +29,24 @@ from discovery.archive import (
     LeaseLostError,
     open_archive,
 )
-from discovery.engine import RESTARTABLE, Engine
+from discovery.engine import RESTARTABLE, Engine, JobContext
 from discovery.lease import LeaseConfig
 from discovery.progress import Progress
 from discovery.proposers.base import Proposer
-from discovery.proposers.calls import CallRecord, Recorder
-from discovery.proposers.evolve import EvolveConfig, EvolveProposer
-from discovery.proposers.llm import Validator
-from discovery.proposers.wiring import LLMSettings, build_llm_proposer
-from discovery.scores import (
-    LeaderboardRow,
-    ProxyValidity,
-    StageTasks,
-    leaderboard,
-    proxy_validity,
-)
+from discovery.proposers.evolve.proposer import EvolveConfig, EvolveProposer
+from discovery.proposers.llm.calls import Recorder
+from discovery.proposers.llm.proposer import Validator
+from discovery.proposers.llm.wiring import LLMSettings, build_llm_proposer
 from discovery.spec import CampaignSpec, ProposerSpec, parse_spec
-from evaluator.compare import stage_tasks
-from evaluator.dispatch import DispatchConfig, RayDispatcher
-from evaluator.errors import RayUnavailableError
-from evaluator.hf.config import parse_hf_config
-from evaluator.jobs import JUDGE_API_KEY
-from evaluator.secrets import Secret
+from evaluator import (
+    DispatchConfig,
+    JobQueue,
+    LLMCall,
+    RayDispatcher,
+    RayUnavailableError,
+    Secret,
+)
+from evaluator import stage_timeout as _stage_timeout
 from sandbox import Sandbox, SandboxConfig
 
 
@@ -72,30 +67,17 @@ class RunnerConfig:
     db_retry_s: float = 30.0
 
 
-def stage_extras(config: RunnerConfig) -> dict[str, dict[str, object]]:
-    """Job-config values that are not spec fields: caches, and the judge's key for hf jobs."""
-    extra: dict[str, dict[str, object]] = {
-        "tinylm": {"cache_dir": str(config.cache_dir / "tinylm")}
-    }
-    if config.judge_api_key is not None:
-        extra["hf"] = {JUDGE_API_KEY: config.judge_api_key}
-    return extra
-
-
-def stage_timeout(
-    stage: str, config: dict[str, Any], default: float = DispatchConfig.timeout_s
-) -> float:
-    """Seconds a job of this stage may run before the dispatcher kills it: the default, or longer
-    for an hf stage whose runs may take up to `max_seconds` (a run stops itself then; the margin
-    covers what it does after its last step)."""
-    if stage != "hf":
-        return default
-    return max(default, parse_hf_config(config).max_seconds + 600.0)
+def job_context(config: RunnerConfig) -> JobContext:
+    """Job values that are not spec fields: the workers' cache, and the judge's key."""
+    return JobContext(
+        cache_dir=str(config.cache_dir / "tinylm"), judge_api_key=config.judge_api_key
+    )
 
 
 def dispatch_timeout(spec: CampaignSpec, default: float = DispatchConfig.timeout_s) -> float:
-    """The longest `stage_timeout` of the spec's stages: one dispatcher serves them all."""
-    return max(stage_timeout(s.name, s.config, default) for s in spec.stages)
+    """The longest job timeout of the spec's stages (`evaluator.stage_timeout`): one dispatcher
+    serves them all."""
+    return max(_stage_timeout(s.name, s.config, default) for s in spec.stages)
 
 
 def create_campaign(archive: Archive, spec: CampaignSpec) -> int:
@@ -181,7 +163,7 @@ def _run_owned(
     spec = parse_spec(campaign.spec)
     # One seed for everything, advanced by how often the campaign has been (re)started, so a
     # resumed run does not replay the draws of the first.
-    starts = len(archive.list_events(campaign_id=campaign_id, kind="started", limit=10**9))
+    starts = archive.count_events(campaign_id=campaign_id, kind="started")
     engine_rng, proposer_rng = np.random.default_rng([spec.seed, starts]).spawn(2)
     sandbox = Sandbox(config.sandbox)
     try:  # first, so that incomplete LLM settings are reported before anything starts
@@ -217,10 +199,10 @@ def _run_owned(
             spec=spec,
             archive=archive,
             sandbox=sandbox,
-            dispatcher=dispatcher,
+            evaluations=JobQueue(dispatcher),
             proposer=proposer,
             rng=engine_rng,
-            stage_extra=stage_extras(config),
+            job_context=job_context(config),
             observer=observer,
             start_from=start_from,
             lease=keeper,
@@ -249,52 +231,7 @@ def _run_owned(
 def call_recorder(archive: Archive, campaign_id: int) -> Recorder:
     """Stores each LLM call of a campaign in `llm_calls` (where the dollar budget is read)."""
 
-    def record(call: CallRecord) -> None:
-        archive.record_llm_call(
-            campaign_id=campaign_id,
-            purpose=call.purpose,
-            model=call.model,
-            prompt_tokens=call.prompt_tokens,
-            completion_tokens=call.completion_tokens,
-            cost_usd=call.cost_usd,
-            latency_s=call.latency_s,
-            error=call.error,
-        )
+    def record(call: LLMCall) -> None:
+        archive.record_llm_call(campaign_id=campaign_id, call=call)
 
     return record
-
-
-def campaign_stages(spec: CampaignSpec) -> list[StageTasks]:
-    """Each stage's public and held-out tasks and its selection seeds, as the leaderboard and
-    the proxy-validity report read them."""
-    stages = []
-    for stage in spec.stages:
-        held = stage_tasks(stage.name, stage.config)
-        tasks = stage.task_names()
-        stages.append(
-            StageTasks(
-                name=stage.name,
-                public=[t for t in tasks if not held[t]],
-                held_out=[t for t in tasks if held[t]],
-                seeds=stage.seeds,
-            )
-        )
-    return stages
-
-
-def campaign_leaderboard(archive: Archive, campaign_id: int) -> list[LeaderboardRow]:
-    return campaign_report(archive, campaign_id)[0]
-
-
-def campaign_report(
-    archive: Archive, campaign_id: int
-) -> tuple[list[LeaderboardRow], ProxyValidity]:
-    """The leaderboard and whether its proxy holds (Spearman's rho of public vs held-out
-    scores, and between consecutive stages), from one read of the campaign."""
-    stages = campaign_stages(parse_spec(archive.get_campaign(campaign_id).spec))
-    candidates = archive.candidate_summaries(campaign_id=campaign_id)
-    scores = archive.campaign_scores(campaign_id=campaign_id)
-    return (
-        leaderboard(candidates, scores, stages=stages),
-        proxy_validity(candidates, scores, stages=stages),
-    )

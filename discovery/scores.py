@@ -35,8 +35,7 @@ from discovery.archive import (
     EvaluationStatus,
     ScoreRecord,
 )
-from evaluator.scoring import NO_SCORE, StageScore, aggregate
-from evaluator.stats import Correlation, spearman
+from evaluator import NO_SCORE, Correlation, StageScore, aggregate, spearman
 
 # Full records, or the lean ones a leaderboard reads (the same fields where these functions look).
 Scored = EvaluationRecord | ScoreRecord

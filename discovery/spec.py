@@ -8,18 +8,31 @@ It does not run anything; the engine reads it.
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic_core import PydanticCustomError
 
-from discovery.proposers.config import HFLocalConfig, LLMConfig, refuse_api_key
-from discovery.spec_text import SpecError, read_spec_bytes, spec_document, spec_format
-from evaluator.baselines import BASELINES
-from evaluator.compare import stage_tasks
-from evaluator.hf.errors import HFConfigError
-from evaluator.jobs import check_stage_config
+from discovery.proposers.llm.config import HFLocalConfig, LLMConfig, refuse_api_key
+from discovery.spec_text import (
+    Location,
+    SpecError,
+    SpecFormat,
+    read_spec_bytes,
+    spec_document,
+    spec_format,
+)
+from evaluator import (
+    BASELINES,
+    CONFIG_CLASSES,
+    BanditConfig,
+    HFConfig,
+    StageConfigError,
+    TinyLMConfig,
+    config_error,
+    stage_tasks,
+)
 
 
 class _Strict(BaseModel):
@@ -65,8 +78,9 @@ class ProposerSpec(_Strict):
         return self
 
 
-class StageSpec(_Strict):
-    name: Literal["bandit", "tinylm", "hf"]
+class _Stage(_Strict):
+    """What every stage of the cascade has; `name` and `config` come with each kind below."""
+
     tasks: list[str] | None = Field(None, description="Tasks to run; default: all of the stage.")
     seeds: int = Field(2, ge=1, le=16, description="Seeds per task (DPO runs the same seeds).")
     promote_fraction: float = Field(
@@ -87,24 +101,10 @@ class StageSpec(_Strict):
         "every task of the stage, held-out ones included: the confirmation (fresh seeds never "
         "change a selection score); unset: no confirmation.",
     )
-    config: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Stage config fields (BanditConfig / TinyLMConfig / HFConfig).",
-    )
 
     @model_validator(mode="after")
-    def _known_tasks(self) -> StageSpec:
-        try:  # checked now, so a bad field fails the spec, not every job
-            check_stage_config(self.name, self.config)
-        except HFConfigError as exc:
-            raise PydanticCustomError(
-                "stage_config", "{message}", {"message": exc.message, "field": exc.field}
-            ) from None
-        except ValueError as exc:
-            raise PydanticCustomError(
-                "stage_config", "{message}", {"message": f"config: {exc}"}
-            ) from None
-        known = stage_tasks(self.name, self.config)
+    def _known_tasks(self) -> _Stage:
+        known = self.held_out()
         unknown = [t for t in self.tasks or [] if t not in known]
         if unknown:
             raise ValueError(f"unknown {self.name} tasks {unknown}; known: {sorted(known)}")
@@ -115,13 +115,43 @@ class StageSpec(_Strict):
             )
         return self
 
+    def held_out(self) -> dict[str, bool]:
+        """The stage's tasks (all of them, not only `tasks`), each mapped to whether it is held
+        out."""
+        return stage_tasks(self.name, self.config)  # type: ignore[attr-defined]
+
     def task_names(self) -> list[str]:
-        return list(self.tasks or stage_tasks(self.name, self.config))
+        return list(self.tasks or self.held_out())
 
     def held_out_only(self) -> bool:
         """Are all of the stage's tasks held out (scored, never used to select)?"""
-        held = stage_tasks(self.name, self.config)
+        held = self.held_out()
         return all(held[t] for t in self.task_names())
+
+
+class BanditStage(_Stage):
+    name: Literal["bandit"] = Field(description="Which stage: bandit, tinylm or hf.")
+    config: BanditConfig = Field(
+        default_factory=BanditConfig, description="How the bandit stage trains and measures."
+    )
+
+
+class TinyLMStage(_Stage):
+    name: Literal["tinylm"] = Field(description="Which stage: bandit, tinylm or hf.")
+    config: TinyLMConfig = Field(
+        default_factory=TinyLMConfig, description="How the tinylm stage trains and measures."
+    )
+
+
+class HFStage(_Stage):
+    name: Literal["hf"] = Field(description="Which stage: bandit, tinylm or hf.")
+    config: HFConfig = Field(
+        description="What the hf stage trains (model, dataset), how, and how it scores."
+    )
+
+
+# One stage of the cascade; `name` says which kind, and so which config fields are allowed.
+StageSpec = Annotated[BanditStage | TinyLMStage | HFStage, Field(discriminator="name")]
 
 
 class BudgetSpec(_Strict):
@@ -188,21 +218,92 @@ def parse_spec(data: object) -> CampaignSpec:
     try:
         return CampaignSpec.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(_describe(exc)) from None
+        problems = [_problem(err) for err in exc.errors()]
+        raise SpecError(
+            "invalid campaign spec: "
+            + "; ".join(f"{_dotted(loc)}: {msg}" for loc, msg in problems),
+            problems,
+        ) from None
+
+
+def read_spec(data: bytes, *, fmt: SpecFormat, source: str) -> CampaignSpec:
+    """The one way from bytes to a spec, for the CLI, the API and the web form: the document
+    checks of `discovery.spec_text` (size, encoding, depth, shape), then every field."""
+    return parse_spec(spec_document(data, fmt=fmt, source=source))
 
 
 def load_spec(path: Path) -> CampaignSpec:
     """Read a YAML or JSON spec file (JSON for `.json`); SpecError, one sentence, for a file that
     cannot be read or is not a spec (discovery.spec_text), and for each bad field."""
-    return parse_spec(spec_document(read_spec_bytes(path), fmt=spec_format(path), source=str(path)))
+    return read_spec(read_spec_bytes(path), fmt=spec_format(path), source=str(path))
 
 
-def _describe(exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "spec"
-        field = (err.get("ctx") or {}).get("field")
-        if field:  # a stage config field, named below the stage: stages.2.config.beta
-            where = f"{where}.config.{field}"
-        lines.append(f"{where}: {err['msg']}")
-    return "invalid campaign spec: " + "; ".join(lines)
+_STAGE_KINDS = {"bandit", "tinylm", "hf"}
+
+
+def _location(loc: tuple[str | int, ...]) -> Location:
+    """pydantic's location without the union tag it inserts after a stage's index
+    (`stages.0.tinylm.config.beta` is `stages.0.config.beta` to the user)."""
+    out: list[str | int] = []
+    for i, part in enumerate(loc):
+        tagged = i >= 2 and loc[i - 2] == "stages" and isinstance(loc[i - 1], int)
+        if not (tagged and part in _STAGE_KINDS):
+            out.append(part)
+    return tuple(out)
+
+
+def _dotted(loc: Location) -> str:
+    return ".".join(str(p) for p in loc) or "spec"
+
+
+def _problem(err: Any) -> tuple[Location, str]:
+    """(where, what) of one pydantic error, in the user's terms: a stage config's own check
+    (StageConfigError) names its field below the config (`stages.0.config.model.n_head`), an
+    unknown field gets the fields known there, and pydantic's "Value error, " is dropped."""
+    loc, msg = _location(err["loc"]), str(err["msg"])
+    raw = err["loc"]
+    if len(raw) >= 4 and raw[0] == "stages" and raw[2] in _STAGE_KINDS and raw[3] == "config":
+        # Inside a stage config: the config's own wording (`lossforge evaluate --config` too).
+        named = config_error(CONFIG_CLASSES[raw[2]], {**err, "loc": raw[4:]})
+        return ("stages", raw[1], "config", *named.field.split(".")), named.reason
+    cause = (err.get("ctx") or {}).get("error")
+    if isinstance(cause, StageConfigError):
+        return loc + tuple(cause.field.split(".") if cause.field else ()), cause.reason
+    if err["type"] in ("union_tag_invalid", "union_tag_not_found"):  # a stage's `name`
+        given = (err.get("ctx") or {}).get("tag")
+        what = f"unknown stage {given!r}" if given else "every stage needs a name"
+        return (*loc, "name"), f"{what}; choose {', '.join(sorted(_STAGE_KINDS))}"
+    if err["type"] == "value_error":
+        return loc, msg.removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        known = _known_fields(err["loc"][:-1])
+        if known:
+            return loc, f"unknown field; known: {', '.join(known)}"
+    return loc, msg
+
+
+def _known_fields(loc: tuple[str | int, ...]) -> list[str]:
+    """The field names of the model at `loc` inside a CampaignSpec (tags included in `loc`)."""
+    model: Any = CampaignSpec
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            continue  # a list index: the item's model is found by the next name
+        if part in _STAGE_KINDS and i >= 2 and loc[i - 2] == "stages":
+            model = {"bandit": BanditStage, "tinylm": TinyLMStage, "hf": HFStage}[part]
+            continue
+        fields = getattr(model, "model_fields", None)
+        if not fields or part not in fields:
+            return []
+        model = _model_of(fields[part].annotation)
+    return sorted(getattr(model, "model_fields", {}))
+
+
+def _model_of(annotation: Any) -> Any:
+    """The pydantic model inside an annotation (`X | None`, `list[X]`, the stage union)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return annotation if typing.get_origin(annotation) is list else None

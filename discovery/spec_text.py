@@ -45,8 +45,19 @@ _KINDS = {
 _JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 
 
+Location = tuple[str | int, ...]  # where in the spec: ("stages", 0, "config", "beta")
+
+
 class SpecError(ValueError):
-    """A campaign spec that cannot be used; the message says what is wrong with it."""
+    """A campaign spec that cannot be used; the message says what is wrong with it.
+
+    `problems`: each bad field as (location, message), for callers that report fields one by
+    one (the API's 422); empty when the document as a whole is wrong (the message says how).
+    """
+
+    def __init__(self, message: str, problems: list[tuple[Location, str]] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
 
 
 def spec_format(path: Path) -> SpecFormat:

@@ -3,7 +3,8 @@
 `plan` makes, for every task and seed, one job for the candidate and one for the DPO baseline
 under identical conditions (same stage config, task and seed, so the same data and steps).
 `summarize` pairs the results back up into per-task scores vs DPO with their spread over seeds.
-Running the jobs is the dispatcher's business; this module only plans and reads.
+Running the jobs is the dispatcher's business; this module only plans and reads, and imports
+nothing heavy (no torch or Ray: the spec parser and the CLI use it).
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from evaluator.bandit import FAMILIES
-from evaluator.hf.config import parse_hf_config
-from evaluator.jobs import EvalJob, StageName, stage_config
+from evaluator.catalogue import stage_tasks
+from evaluator.job import EvalJob, StageName
 from evaluator.results import RunResult, RunStatus
 from evaluator.scoring import (
     SCORE_METRICS,
@@ -24,23 +24,8 @@ from evaluator.scoring import (
     score_metric,
     versus_dpo,
 )
-from evaluator.tinylm import TASKS
-
-
-def stage_tasks(stage: StageName, config: Mapping[str, Any] | None = None) -> dict[str, bool]:
-    """The stage's tasks, each mapped to whether it is held out (private to the proposer).
-
-    The hf stage's tasks come from its config (one per beta of its grid, all held out or none).
-    """
-    if stage == "bandit":
-        return dict.fromkeys(FAMILIES, False)
-    if stage == "tinylm":
-        return {name: task.held_out for name, task in TASKS.items()}
-    if stage == "hf":
-        if config is None:
-            raise ValueError("the hf stage's tasks come from its config (beta or betas); pass it")
-        return parse_hf_config(config).tasks
-    raise ValueError(f"unknown stage {stage!r}; choose bandit, tinylm or hf")
+from evaluator.secrets import Secret
+from evaluator.stage_configs import StageConfig, parse_stage_config
 
 
 @dataclass(frozen=True)
@@ -67,10 +52,15 @@ def plan(
     seeds: Sequence[int],
     candidate: tuple[str, str],
     baseline: tuple[str, str],
-    config: dict[str, Any],
+    config: StageConfig | Mapping[str, Any],
+    cache_dir: str | None = None,
+    judge_api_key: Secret | None = None,
 ) -> list[EvalJob]:
     """Jobs in pairs: (candidate, DPO) for each task and seed. `candidate`: (name, graph JSON).
-    DPO's tinylm jobs also train its beta grid: the frontier the candidate is scored against."""
+    DPO's tinylm jobs also train its beta grid: the frontier the candidate is scored against.
+    `config` is parsed once here (plain data or a typed config); `cache_dir` and
+    `judge_api_key` are the worker values the jobs carry (tinylm references, the hf judge)."""
+    typed = parse_stage_config(stage, config)
     jobs = []
     for task in tasks:
         for seed in seeds:
@@ -82,8 +72,10 @@ def plan(
                         seed=seed,
                         loss_name=name,
                         graph_json=graph,
-                        config=config,
+                        config=typed,
                         frontier=is_dpo and stage == "tinylm",
+                        cache_dir=cache_dir,
+                        judge_api_key=judge_api_key,
                     )
                 )
     return jobs
@@ -93,7 +85,7 @@ def summarize(
     stage: StageName, jobs: Sequence[EvalJob], results: Sequence[RunResult]
 ) -> list[TaskComparison]:
     """Pair up the results of `plan`'s jobs (in the same order) into per-task comparisons."""
-    config = stage_config(jobs[0]) if jobs else {}
+    config = jobs[0].config if jobs else None
     held_out = stage_tasks(stage, config)
     metric = score_metric(stage, config)
     by_task: dict[str, tuple[list[RunResult], list[RunResult]]] = {}

@@ -1,9 +1,9 @@
-"""Ray dispatch: the one module with `@ray.remote`, thin wrappers over `jobs.run_job`/`run_batch`.
+"""Ray dispatch: the one module with `@ray.remote`, thin wrappers over `worker.run_job`/`run_batch`.
 
 `RayDispatcher` starts or joins Ray (a local instance by default; an existing cluster when an
 address is given), submits jobs as tasks that declare their CPU/GPU needs, and collects finished
 ones as `RunResult`s. `submit` sends one job per task; `submit_batch` sends several in one task
-(`jobs.run_batch`: a population trainer where the stage has one), and `collect` still yields one
+(`worker.run_batch`: a population trainer where the stage has one), and `collect` still yields one
 `(job, result)` per job. Failures become statuses here rather than exceptions:
 
 - a worker process that dies mid-task (or a node, or the object holding its result) is retried by
@@ -45,9 +45,10 @@ from ray.exceptions import (
 )
 
 from evaluator import cluster
-from evaluator.jobs import EvalJob, group_jobs, job_resources, run_batch, run_job, warm_up
+from evaluator.job import EvalJob, group_jobs, job_resources
 from evaluator.results import RunResult, RunStatus
 from evaluator.secrets import Secret
+from evaluator.worker import run_batch, run_job, warm_up
 
 log = logging.getLogger(__name__)
 
@@ -206,10 +207,10 @@ class RayDispatcher:
         self._pending[ref] = _Pending(job=job, submitted=time.monotonic())
 
     def submit_batch(self, jobs: list[EvalJob]) -> None:
-        """Run `jobs` in one task (`jobs.run_batch`); `collect` yields a result for each.
+        """Run `jobs` in one task (`worker.run_batch`); `collect` yields a result for each.
 
         Jobs of a stage with a population trainer that share task, seed and config (see
-        `jobs.group_jobs`) train as one population; the others run one after another in the
+        `job.group_jobs`) train as one population; the others run one after another in the
         task. The task declares the CPUs and GPUs of one job; a batch of one is a `submit`.
         """
         if len(jobs) <= 1:

@@ -2,14 +2,15 @@
 
 `RunStatus` values are the strings the archive stores in `evaluations.status`. A run that fails
 carries its reason (and the steps it completed) and no metrics that selection could mistake for
-fitness.
+fitness. `LLMCall` is one request to a model, as the archive's `llm_calls` table stores it: the hf
+judge's calls ride on a run's result, a proposer's go to its recorder; both are this one record.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Literal
 
 
 class RunStatus(StrEnum):
@@ -25,6 +26,21 @@ class RunStatus(StrEnum):
 
 
 @dataclass(frozen=True)
+class LLMCall:
+    """One request to a model, failed or not: what the dollar budget and the telemetry read."""
+
+    # "propose": a proposer's fresh prompt; "repair": its follow-up with sandbox reasons;
+    # "judge": the hf stage's pairwise judge.
+    purpose: Literal["propose", "repair", "judge"]
+    model: str
+    prompt_tokens: int  # 0 for a failed request (unless the endpoint reported usage)
+    completion_tokens: int
+    cost_usd: float  # at the price table's price; 0 for a failed request
+    latency_s: float
+    error: str | None = None  # None for a reply; else what went wrong (never a secret)
+
+
+@dataclass(frozen=True)
 class RunResult:
     """One training run of one loss on one task with one seed."""
 
@@ -36,10 +52,9 @@ class RunResult:
     seconds: float = 0.0
     # Seconds of the run's phases where a stage measures them (hf: load, train, score).
     timings: dict[str, float] = field(default_factory=dict)
-    # LLM requests the run made (the hf stage's judge), whatever its status: plain dicts with the
-    # archive's llm_calls fields (purpose, model, prompt_tokens, completion_tokens, cost_usd,
-    # latency_s, error), stored by the engine so they count toward the campaign's budget.
-    llm_calls: list[dict[str, Any]] = field(default_factory=list)
+    # LLM requests the run made (the hf stage's judge), whatever its status: stored by the
+    # engine so they count toward the campaign's budget.
+    llm_calls: list[LLMCall] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.status is RunStatus.DONE and self.reason is not None:

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from evaluator.frontier import Frontier, Point, points_from_metrics
-from evaluator.hf.config import parse_hf_config
+from evaluator.hf.config import HFConfig
+from evaluator.stage_configs import StageConfig, parse_stage_config
 from evaluator.stats import EMPTY, Paired, paired
 
 # The metric each fixed-metric stage ranks by; higher is better for every one of them.
@@ -38,12 +39,12 @@ _ORIGIN: dict[str, str | float] = {"reward/mean": "reward/ref_mean", "judge/win_
 Metrics = Mapping[str, float]
 
 
-def score_metric(stage: str, config: Mapping[str, Any] | None = None) -> str:
+def score_metric(stage: str, config: StageConfig | Mapping[str, Any] | None = None) -> str:
     """The metric a stage ranks by. The hf stage's depends on its config: `score_metric` if set,
     else judge/win_rate with a judge, else reward/mean with a reward model, else the held-out
     implicit reward accuracy."""
     if stage == "hf":
-        return parse_hf_config(config or {}).metric
+        return cast(HFConfig, parse_stage_config("hf", config or {})).metric
     return SCORE_METRICS[stage]
 
 

@@ -48,7 +48,8 @@ BAD_FILES: dict[str, tuple[bytes, str]] = {
 NO_DOCUMENT = dict(BAD_FILES)
 BAD_FILES["typo.yaml"] = (
     b"name: x\nstages: [{name: bandit}]\nbudget: {candidatez: 3}\n",
-    "invalid campaign spec: budget.candidatez: Extra inputs are not permitted",
+    "invalid campaign spec: budget.candidatez: unknown field; known: candidates, compute_hours, "
+    "llm_dollars, wall_time_s",
 )
 
 

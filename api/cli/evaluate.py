@@ -23,24 +23,17 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from api.cli.candidates import read_candidate
 from api.cli.run import runner_config
 from api.settings import Settings
-from discovery.runner import stage_extras, stage_timeout
-from evaluator.baselines import BASELINES
-from evaluator.compare import (
-    TaskComparison,
-    plan,
-    pooled,
-    score_metric,
-    stage_tasks,
-    summarize,
+from discovery.service.evaluate import (
+    EvaluationUnavailableError,
+    RunStatus,
+    StageConfigError,
+    UnknownTaskError,
+    evaluate_loss,
+    prepare,
 )
-from evaluator.dispatch import DispatchConfig, RayDispatcher
-from evaluator.errors import RayUnavailableError
-from evaluator.jobs import check_stage_config
-from evaluator.results import RunStatus
-from sandbox import Candidate, Sandbox, SandboxConfig, SandboxUnavailableError
+from discovery.service.validation import read_candidate
 
 
 def _read_config(path: Path | None) -> dict[str, Any]:
@@ -74,35 +67,6 @@ def _interval(row: dict[str, Any]) -> str:
     if row["score_low"] is None:
         return f"{row['score']:+.4f}"
     return f"{row['score']:+.4f} [{row['score_low']:+.4f}, {row['score_high']:+.4f}]"
-
-
-def _report(comparisons: list[TaskComparison], stage: str, metric: str) -> dict[str, Any]:
-    tasks = {}
-    for c in comparisons:
-        tasks[c.task] = {
-            "held_out": c.held_out,
-            "metric": metric,
-            "candidate_mean": c.metric_mean(c.candidate, metric),
-            "dpo_mean": c.metric_mean(c.baseline, metric),
-            **c.score.as_dict(),
-            "seeds": c.score.seeds,
-            "candidate_runs": [_run(r) for r in c.candidate],
-            "dpo_runs": [_run(r) for r in c.baseline],
-        }
-    return {
-        "stage": stage,
-        "metric": metric,
-        "seeds": comparisons[0].seeds if comparisons else [],
-        # Per seed, the mean over the public (held-out) tasks, then paired over seeds: the
-        # numbers a campaign shows for this stage.
-        "public": pooled(comparisons, held_out=False).as_dict(),
-        "held_out": pooled(comparisons, held_out=True).as_dict(),
-        "tasks": tasks,
-    }
-
-
-def _run(result: Any) -> dict[str, Any]:
-    return {"status": str(result.status), "reason": result.reason, "metrics": result.metrics}
 
 
 @click.command()
@@ -141,60 +105,29 @@ def evaluate(
     if stage == "hf" and config_file is None:
         raise click.UsageError("--stage hf needs --config FILE: its model, dataset and betas")
     try:
-        check_stage_config(stage, config)  # type: ignore[arg-type]
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--config") from None
-    known = stage_tasks(stage, config)  # type: ignore[arg-type]
-    unknown = [t for t in tasks if t not in known]
-    if unknown:
-        raise click.BadParameter(f"unknown {stage} tasks {unknown}; known: {sorted(known)}")
-    dispatcher = RayDispatcher(
-        DispatchConfig(
-            address=settings.ray_address,
-            auth_token=runner_config(settings).ray_auth_token,
-            timeout_s=stage_timeout(stage, config),
+        request = prepare(
+            stage,  # type: ignore[arg-type]
+            config,
+            tasks=tasks,
+            seeds=range(seed_start, seed_start + seeds),
         )
-    )
-    try:  # before the sandbox's seconds: a cluster that cannot be joined says so at once
-        dispatcher.check()
-    except RayUnavailableError as exc:
-        raise click.ClickException(str(exc)) from None
+    except StageConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--config") from None
+    except UnknownTaskError as exc:
+        raise click.BadParameter(str(exc)) from None
     try:
-        with Sandbox(SandboxConfig(pool_size=1)) as sandbox:
-            verdict = sandbox.validate(read_candidate(file))
-            dpo = sandbox.validate(Candidate(name="dpo", thought="", code=BASELINES["dpo"].source))
-    except SandboxUnavailableError as exc:
-        raise click.ClickException(f"the sandbox could not run: {exc}") from exc
-    if not verdict.accepted:
-        click.echo(verdict.summary())
+        outcome = evaluate_loss(request, read_candidate(file), runner=runner_config(settings))
+    except EvaluationUnavailableError as exc:
+        raise click.ClickException(str(exc)) from None
+    if outcome.report is None:  # rejected: nothing was trained
+        click.echo(outcome.verdict.summary())
         raise SystemExit(1)
-
-    jobs = plan(
-        stage=stage,  # type: ignore[arg-type]
-        tasks=list(tasks or known),
-        seeds=range(seed_start, seed_start + seeds),
-        candidate=(verdict.candidate_name, verdict.graph_json or ""),
-        baseline=("dpo", dpo.graph_json or ""),
-        # The worker settings a campaign's jobs get: the tinylm cache, the hf judge's key.
-        config={**config, **stage_extras(runner_config(settings)).get(stage, {})},
-    )
-    try:
-        dispatcher.start()  # a cluster was checked above; a local instance starts here
-    except RayUnavailableError as exc:
-        raise click.ClickException(str(exc)) from None
-    try:
-        results = dispatcher.run_all(jobs)
-    finally:
-        dispatcher.close()
-    comparisons = summarize(stage, jobs, results)  # type: ignore[arg-type]
-    report = _report(comparisons, stage, score_metric(stage, config))
-    failed = any(r.status is not RunStatus.DONE for r in results)
-
+    name = outcome.verdict.candidate_name
     if as_json:
-        click.echo(json.dumps({"candidate": verdict.candidate_name, **report}))
+        click.echo(json.dumps({"candidate": name, **outcome.report}))
     else:
-        _print_table(verdict.candidate_name, report)
-    raise SystemExit(3 if failed else 0)
+        _print_table(name, outcome.report)
+    raise SystemExit(3 if outcome.failed else 0)
 
 
 def _print_table(name: str, report: dict[str, Any]) -> None:

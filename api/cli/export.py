@@ -1,7 +1,8 @@
 """`lossforge export CANDIDATE_ID [-o FILE.py]`: write an archived loss as a standalone module.
 
-The module (api/export.py) holds the loss as its proposer wrote it, its provenance and scores,
-the sandbox's recorded probe values with `self_check()`, and a TRL DPOTrainer that uses it.
+The module (discovery/service/export.py) holds the loss as its proposer wrote it, its provenance
+and scores, the sandbox's recorded probe values with `self_check()`, and a TRL DPOTrainer that
+uses it.
 Without -o the file gets its suggested name (lossforge_<name>_<id>.py) in the current directory;
 -o DIR writes that name into DIR. The path written is printed; an existing file is replaced.
 """
@@ -12,9 +13,9 @@ from pathlib import Path
 
 import click
 
-from api.export import ExportError, export_module
 from api.settings import Settings
 from discovery.archive import NotFoundError, open_archive
+from discovery.service.export import ExportError, export_module
 
 
 @click.command()

@@ -26,16 +26,16 @@ from discovery.archive import (
 )
 from discovery.lease import LeaseConfig
 from discovery.progress import Progress
-from discovery.spec_text import SpecError, read_spec_bytes, spec_document, spec_format
-from evaluator.errors import RayUnavailableError
-from evaluator.secrets import Secret
+from discovery.service.running import RayUnavailableError, Secret
+from discovery.spec import CampaignSpec, load_spec
+from discovery.spec_text import SpecError
 
-# The engine, the proposers, the runner and the spec's field checks import torch, transformers
-# and Ray: they are imported inside the commands that need them, so `show`, `pause`, `cancel`
-# and a file that is not a spec at all answer without paying for them.
+# The engine, the proposers and the runner import torch, transformers and Ray: they are imported
+# inside the commands that need them, so `show`, `pause`, `cancel` and a spec with a typo answer
+# without paying for them.
 if TYPE_CHECKING:
     from discovery.runner import RunnerConfig
-    from evaluator.stats import Correlation
+    from discovery.service.leaderboard import Correlation
 
 
 def _secret(value: SecretStr | None) -> Secret | None:
@@ -44,7 +44,7 @@ def _secret(value: SecretStr | None) -> Secret | None:
 
 def runner_config(settings: Settings) -> RunnerConfig:
     """What running campaigns (and their jobs) takes from the settings."""
-    from discovery.proposers.wiring import LLMSettings  # noqa: PLC0415 - heavy, see above
+    from discovery.proposers.llm.wiring import LLMSettings  # noqa: PLC0415 - heavy, see above
     from discovery.runner import RunnerConfig  # noqa: PLC0415 - heavy, see above
 
     key = settings.judge_key()
@@ -125,22 +125,15 @@ def run(
     """Run a discovery campaign from SPEC_FILE (YAML/JSON), or resume one with --resume ID."""
     if (spec_file is None) == (resume_id is None):
         raise click.UsageError("give a SPEC_FILE or --resume ID (one of them)")
-    # Bytes before fields, fields before the archive: a file that is no spec is refused before
-    # torch is imported, a bad field before the database is touched.
-    document = None if spec_file is None else _read_document(spec_file)
-    from discovery.spec import parse_spec  # noqa: PLC0415 - heavy, see above
-
-    if document is not None:
-        try:
-            spec = parse_spec(document)
-        except SpecError as exc:
-            raise click.ClickException(f"{spec_file}: {exc}") from None
+    # The spec before the archive, by the loader the API uses too: a file that is no spec, or a
+    # bad field, is refused before the database is touched (and without importing torch).
+    spec = None if spec_file is None else _read_spec(spec_file)
     from discovery.engine import RESTARTABLE  # noqa: PLC0415 - heavy, see above
     from discovery.proposers.errors import ProposerConfigError  # noqa: PLC0415 - heavy, see above
     from discovery.runner import create_campaign, run_campaign  # noqa: PLC0415 - heavy, see above
 
     archive = open_archive(settings.database_url, lease_ttl_s=settings.lease_ttl_s)
-    if document is not None:
+    if spec is not None:
         campaign_id = create_campaign(archive, spec)
     else:
         campaign_id = resume_id  # type: ignore[assignment]
@@ -190,14 +183,13 @@ def run(
     raise SystemExit(0 if ok else 1)
 
 
-def _read_document(spec_file: Path) -> dict[str, object]:
-    """The spec file's top-level mapping (at most MAX_SPEC_BYTES of it are read)."""
+def _read_spec(spec_file: Path) -> CampaignSpec:
+    """The spec in SPEC_FILE (at most MAX_SPEC_BYTES of it are read), or one error line: the
+    document's sentence names the file; a field's problems are prefixed with it."""
     try:
-        return spec_document(
-            read_spec_bytes(spec_file), fmt=spec_format(spec_file), source=str(spec_file)
-        )
+        return load_spec(spec_file)
     except SpecError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(f"{spec_file}: {exc}" if exc.problems else str(exc)) from None
 
 
 @click.command()
@@ -211,7 +203,7 @@ def leaderboard(
 ) -> None:
     """Candidates ranked by the highest stage reached, then the low end of their score's 95%
     interval vs DPO."""
-    from discovery.runner import campaign_report  # noqa: PLC0415 - heavy, see above
+    from discovery.service.leaderboard import campaign_report  # noqa: PLC0415
 
     archive = open_archive(settings.database_url)
     if campaign_id is None:

@@ -4,8 +4,9 @@ plot series.
 Starting stores the validated spec as a PENDING campaign and hands it to the launcher, which runs
 its engine in a separate process (launcher.py): the request returns 202 at once. A body over the
 spec's size cap is refused with 413 before it is read (bodies.py); one that is not a YAML or JSON
-mapping of bounded depth gets a 422 with one sentence (discovery/spec_text.py). Pause, resume
-and cancel are compare-and-set status changes (discovery/control.py) that the running engine obeys.
+mapping of bounded depth gets a 422 with one sentence, a bad field a 422 naming it: the CLI's
+loader reads it (discovery.spec.read_spec). Pause, resume and cancel are compare-and-set status
+changes (discovery/control.py) that the running engine obeys.
 """
 
 from __future__ import annotations
@@ -14,20 +15,19 @@ from importlib import resources
 from typing import Annotated, Any
 
 import yaml
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
 
 from api import schemas, views
-from api.auth import require_read, require_write
 from api.bodies import capped_route
-from api.state import boards_of, launcher_of
+from api.deps import ArchiveDep, BoardsDep, LauncherDep, RequireRead, RequireWrite
+from api.launcher import Launcher
 from discovery import control
 from discovery.archive import Archive, CampaignStatus, NotFoundError
 from discovery.runner import create_campaign
-from discovery.spec import CampaignSpec
-from discovery.spec_text import MAX_SPEC_BYTES, SpecError, spec_document, too_large
+from discovery.spec import CampaignSpec, read_spec
+from discovery.spec_text import MAX_SPEC_BYTES, SpecError, too_large
 
 router = APIRouter(
     prefix="/api/campaigns",
@@ -73,10 +73,6 @@ def spec_schemas() -> dict[str, Any]:
     return {"CampaignSpec": schema, **defs}
 
 
-def _archive(request: Request) -> Archive:
-    return request.app.state.archive
-
-
 def _get(archive: Archive, campaign_id: schemas.CampaignId) -> Any:
     try:
         return archive.get_campaign(campaign_id)
@@ -85,27 +81,22 @@ def _get(archive: Archive, campaign_id: schemas.CampaignId) -> Any:
 
 
 async def _read_spec(request: Request) -> CampaignSpec:
-    """The body as a spec; 422 naming each bad field (as FastAPI reports bad bodies), or with one
-    sentence for a body that is not a spec document at all; 413 over the size cap."""
+    """The body as a spec, read by the CLI's loader (discovery.spec.read_spec); 422 naming each
+    bad field (as FastAPI reports bad bodies), or with one sentence for a body that is not a spec
+    document at all; 413 over the size cap."""
     body = await request.body()  # capped: 413 past MAX_SPEC_BYTES (bodies.py)
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip()
     fmt = "yaml" if content_type.lower() in _YAML_TYPES else "json"
     try:
         # Off the event loop: a megabyte of YAML takes PyYAML a second or more.
-        data = await run_in_threadpool(spec_document, body, fmt=fmt, source="the spec")
+        return await run_in_threadpool(read_spec, body, fmt=fmt, source="the spec")
     except SpecError as exc:
-        raise _body_error(str(exc), "spec_document") from None
-    try:
-        return CampaignSpec.model_validate(data)
-    except ValidationError as exc:
+        if not exc.problems:
+            raise _body_error(str(exc), "spec_document") from None
         raise RequestValidationError(
             [
-                {
-                    "loc": ["body", *err["loc"]],
-                    "msg": err["msg"],
-                    "type": err["type"],
-                }
-                for err in exc.errors(include_url=False, include_input=False)
+                {"loc": ["body", *loc], "msg": message, "type": "spec_field"}
+                for loc, message in exc.problems
             ]
         ) from None
 
@@ -118,18 +109,19 @@ def _body_error(message: str, kind: str) -> RequestValidationError:
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=schemas.CampaignStarted,
-    dependencies=[Depends(require_write)],
+    dependencies=[RequireWrite],
     responses={**_UNAUTHORIZED, **_TOO_LARGE, **_INVALID},
     openapi_extra=_SPEC_BODY,
     summary="Start a campaign from a spec",
 )
-async def start_campaign(request: Request) -> schemas.CampaignStarted:
+async def start_campaign(
+    request: Request, archive: ArchiveDep, launcher: LauncherDep
+) -> schemas.CampaignStarted:
     """Store the spec as a new campaign and start its engine in its own process."""
     spec = await _read_spec(request)  # async: the body is read here, then parsed by hand
-    archive = _archive(request)
     # The database write and the process start block: off the event loop.
     campaign_id = await run_in_threadpool(create_campaign, archive, spec)
-    await run_in_threadpool(launcher_of(request).start, campaign_id)
+    await run_in_threadpool(launcher.start, campaign_id)
     base = f"/api/campaigns/{campaign_id}"
     return schemas.CampaignStarted(
         id=campaign_id,
@@ -143,33 +135,38 @@ async def start_campaign(request: Request) -> schemas.CampaignStarted:
 @router.get(
     "",
     response_model=list[schemas.Campaign],
-    dependencies=[Depends(require_read)],
+    dependencies=[RequireRead],
     summary="List campaigns, newest first",
 )
-def list_campaigns(request: Request) -> list[schemas.Campaign]:
-    return views.campaigns(_archive(request), running=launcher_of(request).running)
+def list_campaigns(archive: ArchiveDep, launcher: LauncherDep) -> list[schemas.Campaign]:
+    return views.campaigns(archive, running=launcher.running)
 
 
 @router.get(
     "/{campaign_id}",
     response_model=schemas.CampaignDetail,
-    dependencies=[Depends(require_read)],
+    dependencies=[RequireRead],
     responses=_NOT_FOUND,
     summary="A campaign: status, budget used, counts by status, best candidate",
 )
-def read_campaign(request: Request, campaign_id: schemas.CampaignId) -> schemas.CampaignDetail:
-    archive = _archive(request)
+def read_campaign(
+    archive: ArchiveDep,
+    launcher: LauncherDep,
+    boards: BoardsDep,
+    campaign_id: schemas.CampaignId,
+) -> schemas.CampaignDetail:
     record = _get(archive, campaign_id)
     return views.campaign_detail(
         archive,
         record,
-        running=launcher_of(request).running(campaign_id),
-        board=boards_of(request).get(campaign_id),
+        running=launcher.running(campaign_id),
+        board=boards.get(campaign_id),
     )
 
 
-def _control(request: Request, campaign_id: schemas.CampaignId, action: str) -> schemas.Campaign:
-    archive, launcher = _archive(request), launcher_of(request)
+def _control(
+    archive: Archive, launcher: Launcher, campaign_id: schemas.CampaignId, action: str
+) -> schemas.Campaign:
     _get(archive, campaign_id)
     try:
         if action == "pause":
@@ -201,14 +198,16 @@ def _refuse_if_owned(archive: Archive, campaign_id: int, own_child: bool) -> Non
 _CONTROL = {
     "status_code": status.HTTP_202_ACCEPTED,
     "response_model": schemas.Campaign,
-    "dependencies": [Depends(require_write)],
+    "dependencies": [RequireWrite],
     "responses": {**_NOT_FOUND, **_CONFLICT, **_UNAUTHORIZED},
 }
 
 
 @router.post("/{campaign_id}/pause", summary="Pause (the engine stops shortly)", **_CONTROL)
-def pause_campaign(request: Request, campaign_id: schemas.CampaignId) -> schemas.Campaign:
-    return _control(request, campaign_id, "pause")
+def pause_campaign(
+    archive: ArchiveDep, launcher: LauncherDep, campaign_id: schemas.CampaignId
+) -> schemas.Campaign:
+    return _control(archive, launcher, campaign_id, "pause")
 
 
 @router.post(
@@ -216,24 +215,28 @@ def pause_campaign(request: Request, campaign_id: schemas.CampaignId) -> schemas
     summary="Resume a paused, failed or interrupted campaign",
     **_CONTROL,
 )
-def resume_campaign(request: Request, campaign_id: schemas.CampaignId) -> schemas.Campaign:
-    return _control(request, campaign_id, "resume")
+def resume_campaign(
+    archive: ArchiveDep, launcher: LauncherDep, campaign_id: schemas.CampaignId
+) -> schemas.Campaign:
+    return _control(archive, launcher, campaign_id, "resume")
 
 
 @router.post("/{campaign_id}/cancel", summary="Cancel for good", **_CONTROL)
-def cancel_campaign(request: Request, campaign_id: schemas.CampaignId) -> schemas.Campaign:
-    return _control(request, campaign_id, "cancel")
+def cancel_campaign(
+    archive: ArchiveDep, launcher: LauncherDep, campaign_id: schemas.CampaignId
+) -> schemas.Campaign:
+    return _control(archive, launcher, campaign_id, "cancel")
 
 
 @router.get(
     "/{campaign_id}/leaderboard",
     response_model=schemas.LeaderboardPage,
-    dependencies=[Depends(require_read)],
+    dependencies=[RequireRead],
     responses=_NOT_FOUND,
     summary="Candidates ranked by highest stage reached, then score vs DPO",
 )
 async def leaderboard(
-    request: Request,
+    boards: BoardsDep,
     campaign_id: schemas.CampaignId,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -248,7 +251,6 @@ async def leaderboard(
 ) -> Response:
     """Rows have the fields of `lossforge leaderboard --json`, plus their rank. Served from the
     shared cache (boards.py) as pre-encoded JSON: the hot path of a busy server."""
-    boards = boards_of(request)
     try:
         # Inline when the cached board is current; a query or a recomputation goes to a thread.
         board = boards.peek(campaign_id) or await run_in_threadpool(boards.get, campaign_id)
@@ -263,16 +265,15 @@ async def leaderboard(
 @router.get(
     "/{campaign_id}/series",
     response_model=schemas.Series,
-    dependencies=[Depends(require_read)],
+    dependencies=[RequireRead],
     responses=_NOT_FOUND,
     summary="Plot data: best score vs DPO over time, reward vs KL",
 )
 def series(
-    request: Request,
+    archive: ArchiveDep,
     campaign_id: schemas.CampaignId,
     stage: Annotated[str | None, Query(max_length=32, description="Default: the first.")] = None,
 ) -> schemas.Series:
-    archive = _archive(request)
     record = _get(archive, campaign_id)
     try:
         return views.series(archive, record, stage)

@@ -3,25 +3,21 @@ as a standalone Python module."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi import APIRouter, HTTPException, Response, status
 
-from api import curves, schemas, views
-from api.auth import require_read
-from api.export import ExportError, export_module
-from api.state import boards_of
+from api import schemas, views
+from api.deps import ArchiveDep, BoardsDep, RequireRead
 from discovery.archive import Archive, CandidateRecord, NotFoundError
-from sandbox.errors import GraphRejectedError
+from discovery.service.curves import CurveError, candidate_curve
+from discovery.service.export import ExportError, export_module
 
-router = APIRouter(
-    prefix="/api/candidates", tags=["candidates"], dependencies=[Depends(require_read)]
-)
+router = APIRouter(prefix="/api/candidates", tags=["candidates"], dependencies=[RequireRead])
 
 _NOT_FOUND = {404: {"model": schemas.Problem, "description": "No candidate with this id."}}
 _CONFLICT = {409: {"model": schemas.Problem, "description": "It has no validated loss."}}
 
 
-def _get(request: Request, candidate_id: schemas.CandidateId) -> CandidateRecord:
-    archive: Archive = request.app.state.archive
+def _get(archive: Archive, candidate_id: schemas.CandidateId) -> CandidateRecord:
     try:
         return archive.get_candidate(candidate_id)
     except NotFoundError as exc:
@@ -34,9 +30,11 @@ def _get(request: Request, candidate_id: schemas.CandidateId) -> CandidateRecord
     responses=_NOT_FOUND,
     summary="Code, thought, origin, parents and lineage, verdict, every evaluation",
 )
-def read_candidate(request: Request, candidate_id: schemas.CandidateId) -> schemas.CandidateDetail:
-    record = _get(request, candidate_id)
-    return views.candidate_detail(request.app.state.archive, record, boards_of(request))
+def read_candidate(
+    archive: ArchiveDep, boards: BoardsDep, candidate_id: schemas.CandidateId
+) -> schemas.CandidateDetail:
+    record = _get(archive, candidate_id)
+    return views.candidate_detail(archive, record, boards)
 
 
 @router.get(
@@ -45,27 +43,17 @@ def read_candidate(request: Request, candidate_id: schemas.CandidateId) -> schem
     responses={**_NOT_FOUND, **_CONFLICT},
     summary="The loss and its gradient vs the margin beta*delta, next to DPO's",
 )
-def loss_curve(request: Request, candidate_id: schemas.CandidateId) -> schemas.LossCurve:
-    record = _get(request, candidate_id)
-    graph = (record.graph or {}).get("json")
-    if not isinstance(graph, str):
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            detail=f"candidate {candidate_id} is {record.status}: it has no validated loss graph",
-        )
+def loss_curve(archive: ArchiveDep, candidate_id: schemas.CandidateId) -> schemas.LossCurve:
     try:
-        loss, grad = curves.curve(graph)
-    except GraphRejectedError as exc:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, detail=f"its graph is refused: {exc}"
-        ) from None
-    dpo_loss, dpo_grad = curves.dpo_curve()
+        curve = candidate_curve(_get(archive, candidate_id))
+    except CurveError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from None
     return schemas.LossCurve(
-        beta=curves.BETA,
-        margin=curves.margin_grid().tolist(),
-        loss=loss,
-        grad=grad,
-        dpo=schemas.CurveValues(loss=dpo_loss, grad=dpo_grad),
+        beta=curve.beta,
+        margin=curve.margin,
+        loss=curve.loss,
+        grad=curve.grad,
+        dpo=schemas.CurveValues(loss=curve.dpo_loss, grad=curve.dpo_grad),
     )
 
 
@@ -82,9 +70,9 @@ def loss_curve(request: Request, candidate_id: schemas.CandidateId) -> schemas.L
     },
     summary="The loss as a standalone Python module",
 )
-def export(request: Request, candidate_id: schemas.CandidateId) -> Response:
+def export(archive: ArchiveDep, candidate_id: schemas.CandidateId) -> Response:
     try:
-        module = export_module(request.app.state.archive, candidate_id)
+        module = export_module(archive, candidate_id)
     except NotFoundError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
     except ExportError as exc:

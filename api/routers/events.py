@@ -16,17 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
+from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from api import schemas
-from api.auth import require_read
 from api.boards import finite
+from api.deps import ArchiveDep, RequireRead, StoppingDep
 from discovery.archive import Archive, CampaignStatus, EventRecord, NotFoundError
 
 router = APIRouter(prefix="/api/campaigns", tags=["campaigns"])
@@ -76,11 +77,15 @@ def _message(event: EventRecord) -> str:
 
 
 async def _follow(
-    request: Request, archive: Archive, campaign_id: schemas.CampaignId, after: int, follow: bool
+    request: Request,
+    archive: Archive,
+    stopping: threading.Event,
+    campaign_id: schemas.CampaignId,
+    after: int,
+    follow: bool,
 ) -> AsyncIterator[str]:
     last, last_kind = after, None
     quiet_since, stopped_since = time.monotonic(), None
-    stopping = request.app.state.stopping
     yield "retry: 3000\n\n"
     while not stopping.is_set():
         events = await run_in_threadpool(
@@ -113,7 +118,7 @@ async def _follow(
 
 @router.get(
     "/{campaign_id}/events",
-    dependencies=[Depends(require_read)],
+    dependencies=[RequireRead],
     response_class=StreamingResponse,
     responses={
         200: {
@@ -126,6 +131,8 @@ async def _follow(
 )
 async def events(
     request: Request,
+    archive: ArchiveDep,
+    stopping: StoppingDep,
     campaign_id: schemas.CampaignId,
     after: Annotated[
         int, Query(ge=0, le=schemas.MAX_ID, description="Only events with a larger id.")
@@ -135,7 +142,6 @@ async def events(
         int | None, Header(ge=0, le=schemas.MAX_ID, include_in_schema=False)
     ] = None,
 ) -> StreamingResponse:
-    archive: Archive = request.app.state.archive
     try:
         # Checked before the stream starts: once it has, the status can no longer be 404.
         await run_in_threadpool(archive.get_campaign, campaign_id)
@@ -143,7 +149,7 @@ async def events(
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
     start = max(after, last_event_id or 0)
     return StreamingResponse(
-        _follow(request, archive, campaign_id, start, follow),
+        _follow(request, archive, stopping, campaign_id, start, follow),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

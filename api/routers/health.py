@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from importlib.metadata import version
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel
 
+from api.deps import ArchiveDep
 from discovery.archive import current_revision, head_revision
 
 router = APIRouter(tags=["health"])
@@ -20,8 +21,8 @@ class Health(BaseModel):
 
 
 @router.get("/healthz", response_model=Health)
-def healthz(request: Request) -> Health:
-    revision = current_revision(request.app.state.archive.engine)
+def healthz(archive: ArchiveDep) -> Health:
+    revision = current_revision(archive.engine)
     return Health(
         status="ok",
         version=version("lossforge"),

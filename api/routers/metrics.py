@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Response
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from api.auth import require_read
+from api.deps import ArchiveDep, RequireRead
 from discovery.archive import Archive
 
 router = APIRouter(tags=["monitoring"])
@@ -103,11 +103,11 @@ def render(archive: Archive) -> bytes:
 
 @router.get(
     "/metrics",
-    dependencies=[Depends(require_read)],
+    dependencies=[RequireRead],
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}}},
     summary="Prometheus metrics",
 )
-async def metrics(request: Request) -> Response:
-    body = await run_in_threadpool(render, request.app.state.archive)
+async def metrics(archive: ArchiveDep) -> Response:
+    body = await run_in_threadpool(render, archive)
     return Response(body, media_type=CONTENT_TYPE)

@@ -7,15 +7,14 @@ here, before the worker pool is started for it. Nothing is stored.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, status
 from fastapi.concurrency import run_in_threadpool
 
 from api import schemas
-from api.auth import require_write
 from api.bodies import capped_route
-from api.state import sandbox_of
+from api.deps import RequireWrite, ValidatorDep
 from api.views import finite
-from sandbox import Candidate, SandboxUnavailableError, text
+from discovery.service.validation import Candidate, SandboxUnavailableError
 
 # The code field holds at most 200,000 characters: up to 6 bytes each as JSON escapes
 # ("\u023e"), plus the other fields, ~1.3 MB. Larger bodies get 413 before they are read
@@ -35,7 +34,7 @@ router = APIRouter(
 @router.post(
     "/api/validate",
     response_model=schemas.Verdict,
-    dependencies=[Depends(require_write)],
+    dependencies=[RequireWrite],
     responses={
         400: {"model": schemas.Problem, "description": "The body could not be read."},
         401: {"model": schemas.Problem, "description": "A token is needed."},
@@ -44,16 +43,15 @@ router = APIRouter(
     },
     summary="Validate a loss in the sandbox (nothing is stored)",
 )
-async def validate(request: Request, body: schemas.ValidateRequest) -> schemas.Verdict:
+async def validate(validator: ValidatorDep, body: schemas.ValidateRequest) -> schemas.Verdict:
     """An accepted verdict carries the fingerprint and the rebuilt graph; a rejected one names the
     layer, a code and the reason."""
     candidate = Candidate(name=body.name, thought=body.thought, code=body.code)
-    shared = sandbox_of(request)
     # Size and characters first (linear, microseconds): no worker pool starts for such code.
-    verdict = text.refusal(candidate, max_source_bytes=shared.config.max_source_bytes)
+    verdict = validator.refusal(candidate)
     if verdict is None:
         try:
-            verdict = await run_in_threadpool(shared.validate, candidate)
+            verdict = await run_in_threadpool(validator.validate, candidate)
         except SandboxUnavailableError as exc:
             raise HTTPException(
                 status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"the sandbox could not run: {exc}"

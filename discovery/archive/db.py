@@ -10,7 +10,7 @@ The first contact with a database is where a wrong URL shows: `opening` turns th
 refusal into ArchiveUnreachableError or NotADatabaseError, one sentence that names the URL (with
 its password masked) and what to do.
 
-This module does not create tables (see `migrate`) and holds no sessions (see `store`).
+This module does not create tables (see `migrate`) and holds no sessions (see `session`).
 """
 
 from __future__ import annotations
@@ -73,6 +73,12 @@ def create_archive_engine(url: str, *, echo: bool = False) -> Engine:
             return create_engine(url, echo=echo, pool_pre_ping=True, connect_args=connect_args)
         engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False})
     except (NoSuchModuleError, ImportError):  # mysql://, or a driver that is not installed
+        if parsed.get_backend_name() == "postgresql":
+            raise ArchiveUnreachableError(
+                f"lossforge cannot use the database at {shown_url(url)}: the PostgreSQL driver "
+                "(psycopg 3) is not installed; install it with "
+                "pip install 'lossforge[postgres]'"
+            ) from None
         raise ArchiveUnreachableError(
             f"lossforge cannot use the database at {shown_url(url)}: it has no driver for "
             f"{parsed.drivername!r}; use sqlite:///PATH or postgresql://USER@HOST:PORT/DATABASE "

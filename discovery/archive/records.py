@@ -12,6 +12,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+# `LLMCall`: one request to a model, as its caller reports it (a proposer, or the hf stage's judge)
+# and `Archive.record_llm_call(call=...)` stores it. The evaluator defines it, since the judge's
+# calls ride on its run results; the archive names it too, so its callers need not reach down.
+from evaluator import LLMCall
+
+# The candidates.graph column holds {GRAPH_JSON_KEY: <the rebuilt graph's JSON text>}; only the
+# archive reads or writes that wrapper (`CandidateRecord.graph_json`, `update_candidate`).
+GRAPH_JSON_KEY = "json"
+
 
 class CampaignStatus(StrEnum):
     PENDING = "PENDING"  # stored, not started
@@ -110,6 +119,20 @@ class CandidateRecord:
     provenance: dict[str, Any]
     created_at: datetime
 
+    @property
+    def graph_json(self) -> str | None:
+        """The sandbox's rebuilt graph as JSON text: what trainers run. None until accepted."""
+        if self.graph is None:
+            return None
+        text = self.graph.get(GRAPH_JSON_KEY)
+        if not isinstance(text, str):
+            raise ValueError(
+                f"candidate {self.id}'s stored graph holds no JSON text (keys: "
+                f"{sorted(self.graph)}); store it with update_candidate(graph_json=...), or "
+                "validate the candidate again"
+            )
+        return text
+
 
 @dataclass(frozen=True)
 class EvaluationRecord:
@@ -172,3 +195,21 @@ class ScoreRecord:
     seed: int
     status: EvaluationStatus
     score: float | None
+
+
+__all__ = [
+    "GRAPH_JSON_KEY",
+    "CampaignRecord",
+    "CampaignStatus",
+    "CandidateRecord",
+    "CandidateStatus",
+    "CandidateSummary",
+    "EvaluationRecord",
+    "EvaluationStatus",
+    "EventRecord",
+    "LLMCall",
+    "LLMCallRecord",
+    "Lease",
+    "NewEvent",
+    "ScoreRecord",
+]

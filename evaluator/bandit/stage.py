@@ -41,42 +41,7 @@ from evaluator.bandit.train import (
 )
 from evaluator.losses import Loss
 from evaluator.results import RunResult, RunStatus
-
-
-@dataclass(frozen=True)
-class BanditConfig:
-    """Training settings of the bandit stage (names follow TRL's DPOConfig)."""
-
-    beta: float = 0.1  # main beta: reward, KL, preservation and noise are measured here
-    beta_grid: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0)  # traced for the frontier
-    learning_rate: float = 0.1  # Adam on logits (tabular) or feature weights
-    # Full-batch steps: enough for DPO to near its finite optimum at the smallest beta, so that
-    # beta, not the step budget, sets how far the policy moves.
-    max_steps: int = 300
-    extra_label_noise: float = 0.2  # labels flipped for the noise-robustness run
-    # Losses trained together by run_bandit_population. A run is a few kB of parameters and
-    # Adam moments plus (N,) activations, so memory never binds; each loss still runs its own
-    # graph every step, so the speed-up (1.4x at 8 on one core) comes from the shared rest.
-    population_size: int = 16
-    # A loss's time share in a population (train.TimeShare): stopped, TIMEOUT, past the larger of
-    # loss_time_floor_s and loss_time_multiple x the population's median, or past loss_time_max_s.
-    loss_time_multiple: float = 20.0
-    loss_time_floor_s: float = 2.0
-    loss_time_max_s: float = 120.0
-
-    def __post_init__(self) -> None:
-        if self.beta <= 0 or any(b <= 0 for b in self.beta_grid):
-            raise ValueError("beta and every beta_grid value must be positive")
-        if not 0 <= self.extra_label_noise < 0.5:
-            raise ValueError("extra_label_noise must be in [0, 0.5): at 0.5 labels carry nothing")
-        if self.max_steps < 1 or self.learning_rate <= 0:
-            raise ValueError("max_steps must be >= 1 and learning_rate > 0")
-        if min(self.loss_time_multiple, self.loss_time_floor_s, self.loss_time_max_s) <= 0:
-            raise ValueError(
-                "loss_time_multiple, loss_time_floor_s and loss_time_max_s must be > 0"
-            )
-        if self.population_size < 1:
-            raise ValueError(f"population_size must be >= 1, got {self.population_size}")
+from evaluator.stage_configs import BanditConfig
 
 
 @dataclass(frozen=True)

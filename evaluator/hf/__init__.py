@@ -3,7 +3,7 @@ using the candidate's rebuilt graph as the loss, scored by a reward model and/or
 
 Modules, in the order a run uses them:
 
-    config.py       HFConfig (TRL's DPOConfig names), its parser, tasks = the beta grid
+    config.py       HFConfig (TRL's DPOConfig names), tasks = the beta grid
     errors.py       the stage's exceptions (missing model or data, bad config, silent judge...)
     data.py         preference rows from JSONL, a dataset directory or the hub; fixed held-out rows
     models.py       policy, references, reward model and tokenizer, with errors naming the source
@@ -16,6 +16,6 @@ Importing this package (or `config`) is light: `stage` pulls in TRL and is impor
 that runs an hf job. Nothing here knows Ray, the archive or the campaign.
 """
 
-from evaluator.hf.config import HFConfig, JudgeSettings, LoraSettings, parse_hf_config
+from evaluator.hf.config import HFConfig, JudgeSettings, LoraSettings
 
-__all__ = ["HFConfig", "JudgeSettings", "LoraSettings", "parse_hf_config"]
+__all__ = ["HFConfig", "JudgeSettings", "LoraSettings"]

@@ -1,7 +1,6 @@
 """Why an hf run could not start or go on, as exceptions with messages that say what to do.
 
     HFStageError                  base of everything below
-    ├── HFConfigError             a config field is invalid (`.field` names it, dotted: "lora.r")
     ├── ModelNotFoundError        a policy, reference, reward model or tokenizer is not there
     ├── DatasetNotFoundError      the preference dataset is not there
     ├── DatasetFormatError        the dataset is there but is not prompt/chosen/rejected data
@@ -9,24 +8,23 @@
     └── NonFiniteError            the loss or a gradient went non-finite during training
 
 `run_hf` turns each into a failed `RunResult` whose reason is the message (NonFiniteError into
-NAN_LOSS, the others into ERROR): a missing model costs one evaluation, never the campaign. This
-module only defines the exceptions.
+NAN_LOSS, the others into ERROR): a missing model costs one evaluation, never the campaign.
+
+`HFConfigError` is `evaluator.config_base.StageConfigError` under its older name (a config field
+that is invalid, `.field` naming it, dotted: "lora.r"): configs are parsed before a run starts, by
+the one validator every stage shares. This module only defines the exceptions.
 """
 
 from __future__ import annotations
 
+from evaluator.config_base import StageConfigError
+
+# The same class: `except HFConfigError` catches every stage config error.
+HFConfigError = StageConfigError
+
 
 class HFStageError(Exception):
     """Base of the hf stage's errors."""
-
-
-class HFConfigError(HFStageError, ValueError):
-    """A config field that cannot be used; `field` is its dotted name within the stage config."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 class ModelNotFoundError(HFStageError):

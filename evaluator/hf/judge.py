@@ -23,13 +23,14 @@ import re
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
 from evaluator.hf.config import JudgeSettings
 from evaluator.hf.errors import JudgeError
+from evaluator.results import LLMCall
 
 SYSTEM_PROMPT = (
     "You are an impartial judge. You are shown a prompt and two responses to it, A and B. Decide "
@@ -46,7 +47,7 @@ class Verdict:
     """One judge request: which answer won ("A", "B", or None if unusable) and its record."""
 
     winner: str | None
-    call: dict[str, Any] = field(default_factory=dict)  # the archive's llm_calls fields
+    call: LLMCall  # the request, as the archive's llm_calls table stores it
 
 
 class Judge(Protocol):
@@ -65,14 +66,8 @@ class OpenAIJudge:
 
     def compare(self, prompt: str, first: str, second: str) -> Verdict:
         started = time.perf_counter()
-        record: dict[str, Any] = {
-            "purpose": "judge",
-            "model": self.settings.model,
-            "prompt_tokens": 0,
-            "completion_tokens": 0,
-            "cost_usd": 0.0,
-            "error": None,
-        }
+        prompt_tokens = completion_tokens = 0
+        error: str | None = None
         winner = None
         try:
             reply = self.client.chat.completions.create(
@@ -90,22 +85,30 @@ class OpenAIJudge:
             )
             usage = reply.usage
             if usage is not None:
-                record["prompt_tokens"] = int(usage.prompt_tokens or 0)
-                record["completion_tokens"] = int(usage.completion_tokens or 0)
+                prompt_tokens = int(usage.prompt_tokens or 0)
+                completion_tokens = int(usage.completion_tokens or 0)
             text = (reply.choices[0].message.content or "").strip() if reply.choices else ""
             match = _VERDICT.search(text.upper())
             if match:
                 winner = match.group(1)
             else:
-                record["error"] = f"no verdict (A or B) in the reply {text[:80]!r}"
+                error = f"no verdict (A or B) in the reply {text[:80]!r}"
         except Exception as exc:  # request boundary: a failed call is recorded, not raised
-            record["error"] = self._scrub(f"{type(exc).__name__}: {exc}")[:300]
-        record["cost_usd"] = (
-            record["prompt_tokens"] * self.settings.prompt_price
-            + record["completion_tokens"] * self.settings.completion_price
-        ) / 1e6
-        record["latency_s"] = time.perf_counter() - started
-        return Verdict(winner=winner, call=record)
+            error = self._scrub(f"{type(exc).__name__}: {exc}")[:300]
+        call = LLMCall(
+            purpose="judge",
+            model=self.settings.model,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost_usd=(
+                prompt_tokens * self.settings.prompt_price
+                + completion_tokens * self.settings.completion_price
+            )
+            / 1e6,
+            latency_s=time.perf_counter() - started,
+            error=error,
+        )
+        return Verdict(winner=winner, call=call)
 
     def _scrub(self, text: str) -> str:
         return text.replace(self._api_key, "***") if self._api_key else text
@@ -133,7 +136,7 @@ def judge_win_rate(
     *,
     seed: int,
     max_concurrency: int,
-    calls: list[dict[str, Any]],
+    calls: list[LLMCall],
 ) -> dict[str, float]:
     """Win rate of the policy over the reference, both orders per prompt.
 
@@ -159,7 +162,7 @@ def judge_win_rate(
             scores.append(sum(wins) / len(wins))
     failed = sum(v.winner is None for v in verdicts)
     if not scores:
-        first_error = next((v.call.get("error") for v in verdicts if v.call.get("error")), None)
+        first_error = next((v.call.error for v in verdicts if v.call.error), None)
         raise JudgeError(
             f"the judge gave no usable verdict in {len(verdicts)} requests; first error: "
             f"{first_error}"

@@ -60,7 +60,7 @@ from evaluator.hf.scoring import (
 )
 from evaluator.hf.trl_adapter import CandidateDPOTrainer, dpo_args
 from evaluator.losses import Loss
-from evaluator.results import RunResult, RunStatus
+from evaluator.results import LLMCall, RunResult, RunStatus
 from evaluator.tinylm.stage import derive_seed
 
 __all__ = ["run_hf"]
@@ -83,7 +83,7 @@ def run_hf(
     `config.judge` describes (tests, other backends).
     """
     start = time.monotonic()
-    calls: list[dict[str, Any]] = []  # judge requests, kept whatever happens after them
+    calls: list[LLMCall] = []  # judge requests, kept whatever happens after them
     timings: dict[str, float] = {}  # phase -> seconds, filled as phases end
     fields: dict[str, Any]
     try:
@@ -131,7 +131,7 @@ def _run(
     deadline: float,
     judge: Judge | None,
     api_key: str | None,
-    calls: list[dict[str, Any]],
+    calls: list[LLMCall],
     timings: dict[str, float],
 ) -> tuple[RunStatus, dict[str, Any]]:
     """One run: (status, the other RunResult fields)."""
@@ -241,7 +241,7 @@ def _sample_metrics(
     seed: int,
     reward: tuple[PreTrainedModel, Any] | None,
     judge: Judge | None,
-    calls: list[dict[str, Any]],
+    calls: list[LLMCall],
     *,
     bf16: bool,
 ) -> dict[str, float]:

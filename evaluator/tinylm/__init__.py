@@ -17,12 +17,13 @@ held-out prompts. Modules, in the order data flows:
     grouped.py     K copies of a model with stacked weights and one batched forward
     population.py  the population trainer: K losses train K copies in one pass
     metrics.py     reward, Monte Carlo KL, implicit reward accuracy, log-prob drift
-    stage.py       TinyLMConfig, run_tinylm(loss, ...) -> RunResult and
-                   run_tinylm_population(losses, ...) -> list[RunResult]
+    stage.py       run_tinylm(loss, ...) -> RunResult and
+                   run_tinylm_population(losses, ...) -> list[RunResult]; TinyLMConfig, their
+                   settings, is in evaluator.stage_configs
     trl_compare.py the same steps through TRL's DPOTrainer (agreement test and benchmark only)
 
 Nothing here aggregates seeds, scores against DPO (DPO's beta grid is a job's `frontier`, see
-evaluator.jobs) or hides held-out metrics: callers do, reading
+evaluator.worker) or hides held-out metrics: callers do, reading
 `TASKS[name].held_out`.
 """
 

@@ -9,8 +9,6 @@ as TRL computes them for DPO. `sample` draws completions token by token, with a 
 from __future__ import annotations
 
 import inspect
-from dataclasses import asdict, dataclass
-from typing import Literal
 
 import torch
 from transformers import (
@@ -22,23 +20,7 @@ from transformers import (
     PreTrainedModel,
 )
 
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Shape of the tiny policy; the vocabulary size comes from the task's tokenizer."""
-
-    arch: Literal["gpt2", "llama"] = "gpt2"  # which transformers architecture to instantiate
-    n_layer: int = 2  # transformer blocks
-    n_head: int = 4  # attention heads per block
-    n_embd: int = 64  # hidden size
-    n_positions: int = 32  # longest sequence (prompt + completion) the model accepts
-
-    def __post_init__(self) -> None:
-        if self.n_embd % self.n_head:
-            raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+from evaluator.stage_configs import ModelConfig
 
 
 def build_model(

@@ -34,7 +34,8 @@ import torch
 import transformers
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
-from evaluator.tinylm.model import ModelConfig, build_model, sequence_logps
+from evaluator.stage_configs import ModelConfig, SFTConfig
+from evaluator.tinylm.model import build_model, sequence_logps
 from evaluator.tinylm.tasks import TaskFamily
 from evaluator.tinylm.tokenizer import build_tokenizer, encode, pad_rows
 
@@ -48,24 +49,6 @@ _BUILDER_MODULES = (
     "evaluator.tinylm.model",
     "evaluator.tinylm.tokenizer",
 )
-
-
-@dataclass(frozen=True)
-class SFTConfig:
-    """How the reference is fine-tuned (field names as in TRL's SFTConfig)."""
-
-    learning_rate: float = 3e-3  # AdamW peak learning rate
-    max_steps: int = 800  # optimizer steps
-    per_device_train_batch_size: int = 64  # demonstrations per step
-    warmup_steps: int = 50  # linear warmup, then cosine decay to 10% of the peak
-    num_demonstrations: int = 8192  # size of the demonstration set, drawn once
-    seed: int = 0  # model init, demonstrations and batch order: the reference's own seed
-
-    def __post_init__(self) -> None:
-        if self.max_steps < 1 or self.per_device_train_batch_size < 1:
-            raise ValueError("SFTConfig needs max_steps >= 1 and per_device_train_batch_size >= 1")
-        if self.learning_rate <= 0:
-            raise ValueError(f"SFTConfig.learning_rate must be positive, got {self.learning_rate}")
 
 
 @dataclass
@@ -97,8 +80,9 @@ def cache_key(task: TaskFamily, model_config: ModelConfig, sft_config: SFTConfig
     content = {
         "format": CACHE_FORMAT,
         "task": {"class": type(task).__name__, **asdict(task)},
-        "model": asdict(model_config),
-        "sft": asdict(sft_config),
+        # The dicts `asdict` gave when these were dataclasses: the key names the same content
+        "model": model_config.model_dump(),
+        "sft": sft_config.model_dump(),
         "torch": torch.__version__.split("+")[0],
         "transformers": transformers.__version__,  # model init and layers
         "code": code_digest((*_BUILDER_MODULES, type(task).__module__)),

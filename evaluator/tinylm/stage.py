@@ -28,7 +28,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +38,11 @@ from transformers import PreTrainedModel
 
 from evaluator.losses import Loss
 from evaluator.results import RunResult, RunStatus
+from evaluator.stage_configs import TinyLMConfig
 from evaluator.tinylm.metrics import Generations, evaluate, generate
-from evaluator.tinylm.model import ModelConfig
 from evaluator.tinylm.pairs import PairSet, build_pairs
 from evaluator.tinylm.population import train_population
-from evaluator.tinylm.reference import Reference, SFTConfig, load_reference
+from evaluator.tinylm.reference import Reference, load_reference
 from evaluator.tinylm.tasks import HELD_OUT_TASKS, PUBLIC_TASKS, TASKS, Tokens, get_task
 from evaluator.tinylm.trainer import RefLogps, TrainOutcome, reference_logps, train
 
@@ -58,81 +58,24 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class TinyLMConfig:
-    """Settings of a tinylm run; training field names follow TRL's DPOConfig.
-
-    The task and the seed are arguments of `run_tinylm`, not fields: one config serves every
-    task and seed of a campaign.
-    """
-
-    cache_dir: Path  # where references are cached, by content hash (shared across runs)
-    # KL strength β passed to the loss. Higher than TRL's 0.1: with completions of a few tokens,
-    # DPO at β = 0.1 over-optimizes (it learns to stop early) and loses reward on sorting.
-    beta: float = 1.0
-    learning_rate: float = 5e-4  # AdamW learning rate, constant, no weight decay
-    max_length: int = 32  # prompt + completion tokens kept (keep-start truncation, as TRL)
-    per_device_train_batch_size: int = 32  # preference pairs per step
-    max_steps: int = 128  # optimizer steps (one epoch of the default 4096 pairs)
-    max_grad_norm: float | None = 1.0  # gradient clipping (TRL's default); None disables it
-    num_train_pairs: int = 4096  # pairs from train prompts, sampled with the run seed
-    num_eval_pairs: int = 256  # pairs from held-out prompts, fixed per task (no label noise)
-    num_eval_prompts: int = 512  # held-out prompts sampled (with replacement) for reward and KL
-    label_noise: float = 0.0  # probability that a train pair's preference is flipped
-    max_kl: float = 40.0  # KL(pi || pi_ref) per sequence, in nats, beyond which a run DIVERGED
-    max_seconds: float | None = None  # wall-clock budget of the whole run (of a population:
-    # the whole population's); None: unlimited
-    # Candidates trained together by run_tinylm_population. Memory grows ~12 MB per copy of the
-    # default model (weights, gradients, AdamW moments, activations; bench/population.py
-    # measured 187 MB at 16, 705 MB at 64), so 16 fits any CPU worker. On CPU the training
-    # speed-up is flat from 4 on, while the data made once per population (train pairs,
-    # reference log-probs and samples: ~1.6 s per task and seed) is split 16 ways. On a GPU,
-    # raise it (by the same ~12 MB per copy, K = 256 needs about 3 GB).
-    population_size: int = 16
-    # DPO's reward-KL frontier (evaluator.frontier): the betas DPO also trains at, besides `beta`,
-    # under each task and seed, so candidates are scored against DPO at their own KL. Wide enough
-    # that candidates rarely fall outside it (x1/4 .. x16 of the default beta); each one is one
-    # more DPO run per task and seed, shared by every candidate of a campaign.
-    frontier_betas: tuple[float, ...] = (0.25, 0.5, 2.0, 4.0, 8.0, 16.0)
-    model: ModelConfig = field(default_factory=ModelConfig)  # shape of policy and reference
-    sft: SFTConfig = field(default_factory=SFTConfig)  # how the reference is fine-tuned
-
-    def __post_init__(self) -> None:
-        if self.beta <= 0 or self.learning_rate <= 0:
-            raise ValueError("TinyLMConfig needs beta > 0 and learning_rate > 0")
-        if not 0.0 <= self.label_noise < 0.5:
-            raise ValueError(f"label_noise must lie in [0, 0.5), got {self.label_noise}")
-        if self.per_device_train_batch_size > self.num_train_pairs:
-            raise ValueError(
-                f"per_device_train_batch_size ({self.per_device_train_batch_size}) exceeds "
-                f"num_train_pairs ({self.num_train_pairs}); lower it or build more pairs"
-            )
-        if self.max_length > self.model.n_positions:
-            raise ValueError(
-                f"max_length ({self.max_length}) exceeds the model's n_positions "
-                f"({self.model.n_positions})"
-            )
-        if min(self.max_steps, self.num_eval_pairs, self.num_eval_prompts) < 1:
-            raise ValueError("max_steps, num_eval_pairs and num_eval_prompts must be >= 1")
-        if any(not b > 0 for b in self.frontier_betas):
-            raise ValueError(f"frontier_betas must all be > 0, got {list(self.frontier_betas)}")
-        if self.population_size < 1:
-            raise ValueError(f"population_size must be >= 1, got {self.population_size}")
-
-
 def derive_seed(seed: int, stream: str) -> int:
     """An independent 63-bit seed per (seed, purpose), so streams never share draws."""
     digest = hashlib.blake2b(f"{seed}:{stream}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") >> 1
 
 
-def run_tinylm(loss: Loss, *, task: str, seed: int, config: TinyLMConfig) -> RunResult:
-    """Train `loss` on tinylm task `task` with `seed`; never raises for a failing run."""
+def run_tinylm(
+    loss: Loss, *, task: str, seed: int, config: TinyLMConfig, cache_dir: Path
+) -> RunResult:
+    """Train `loss` on tinylm task `task` with `seed`; never raises for a failing run.
+    References are cached under `cache_dir` (shared by runs, by content hash)."""
     start = time.monotonic()
     deadline = None if config.max_seconds is None else start + config.max_seconds
     fields: dict[str, Any]
     try:
-        status, fields = _run(loss, task=task, seed=seed, config=config, deadline=deadline)
+        status, fields = _run(
+            loss, task=task, seed=seed, config=config, cache_dir=cache_dir, deadline=deadline
+        )
     except MemoryError as exc:
         status, fields = RunStatus.OOM, {"reason": f"out of memory: {exc}"}
     except Exception as exc:  # task boundary: record the traceback, return a status
@@ -153,11 +96,11 @@ class _Data:
     ref_heldout: RefLogps
 
 
-def _prepare(task: str, seed: int, config: TinyLMConfig) -> _Data | str:
+def _prepare(task: str, seed: int, config: TinyLMConfig, cache_dir: Path) -> _Data | str:
     """The run's data, or why it cannot be built."""
     family = get_task(task)
     reference = load_reference(
-        family, model_config=config.model, sft_config=config.sft, cache_dir=config.cache_dir
+        family, model_config=config.model, sft_config=config.sft, cache_dir=cache_dir
     )
     # Held-out prompts and pairs: fixed per task and reference, the same for every run.
     fixed = config.sft.seed
@@ -233,10 +176,16 @@ def _judge(
 
 
 def _run(
-    loss: Loss, *, task: str, seed: int, config: TinyLMConfig, deadline: float | None
+    loss: Loss,
+    *,
+    task: str,
+    seed: int,
+    config: TinyLMConfig,
+    cache_dir: Path,
+    deadline: float | None,
 ) -> tuple[RunStatus, dict[str, Any]]:
     """One run: (status, the other RunResult fields)."""
-    data = _prepare(task, seed, config)
+    data = _prepare(task, seed, config, cache_dir)
     if isinstance(data, str):
         return RunStatus.ERROR, {"reason": data}
     policy = copy.deepcopy(data.reference.model).requires_grad_(True)
@@ -261,9 +210,10 @@ def _training(config: TinyLMConfig, seed: int, deadline: float | None) -> dict[s
 
 
 def run_tinylm_population(
-    losses: Sequence[Loss], *, task: str, seed: int, config: TinyLMConfig
+    losses: Sequence[Loss], *, task: str, seed: int, config: TinyLMConfig, cache_dir: Path
 ) -> list[RunResult]:
-    """`run_tinylm` for each of `losses` (same task, seed, config), trained as a population.
+    """`run_tinylm` for each of `losses` (same task, seed, config and `cache_dir`), trained as a
+    population.
 
     Never raises for a failing candidate. Each result's `seconds` is its share of the call's wall
     time (the call's time divided by the number of losses), so summing them counts it once.
@@ -272,7 +222,9 @@ def run_tinylm_population(
     deadline = None if config.max_seconds is None else start + config.max_seconds
     outcomes: list[tuple[RunStatus, dict[str, Any]]]
     try:
-        outcomes = _run_population(losses, task=task, seed=seed, config=config, deadline=deadline)
+        outcomes = _run_population(
+            losses, task=task, seed=seed, config=config, cache_dir=cache_dir, deadline=deadline
+        )
     except MemoryError as exc:
         outcomes = [(RunStatus.OOM, {"reason": f"out of memory: {exc}"})] * len(losses)
     except Exception as exc:  # task boundary: record the traceback, return a status per loss
@@ -283,9 +235,15 @@ def run_tinylm_population(
 
 
 def _run_population(
-    losses: Sequence[Loss], *, task: str, seed: int, config: TinyLMConfig, deadline: float | None
+    losses: Sequence[Loss],
+    *,
+    task: str,
+    seed: int,
+    config: TinyLMConfig,
+    cache_dir: Path,
+    deadline: float | None,
 ) -> list[tuple[RunStatus, dict[str, Any]]]:
-    data = _prepare(task, seed, config)
+    data = _prepare(task, seed, config, cache_dir)
     if isinstance(data, str):
         return [(RunStatus.ERROR, {"reason": data})] * len(losses)
     reference = data.reference

@@ -12,10 +12,19 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
+from api.deps import get_validator
 from api.settings import Settings
 from discovery.archive import CampaignStatus, CandidateStatus, open_archive
 from discovery.runner import create_campaign
+from discovery.service.validation import (
+    Candidate,
+    SandboxConfig,
+    SandboxUnavailableError,
+    SharedValidator,
+    Verdict,
+)
 from discovery.spec import parse_spec
+from evaluator import LLMCall
 from tests.api.conftest import SMALL_SPEC, RecordingLauncher
 from tests.factories import DPO_SOURCE, scored_candidate
 
@@ -114,13 +123,24 @@ def test_reads_need_the_token_when_read_auth_is_on(database_url: str) -> None:
             ["body"],
             "nests more than 64 levels deep",
         ),
-        ({**SMALL_SPEC, "budgett": {"candidates": 3}}, None, ["body", "budgett"], "not permitted"),
+        (  # the CLI's loader names the fields that are known there
+            {**SMALL_SPEC, "budgett": {"candidates": 3}},
+            None,
+            ["body", "budgett"],
+            "unknown field; known: baselines, budget,",
+        ),
         ({**SMALL_SPEC, "budget": {}}, None, ["body", "budget"], "set at least one budget"),
         (
             {**SMALL_SPEC, "stages": [{"name": "bandit", "promote_fraction": 2}]},
             None,
             ["body", "stages", 0, "promote_fraction"],
             "less than or equal to 1",
+        ),
+        (  # a stage config typo, named as the CLI names it
+            {**SMALL_SPEC, "stages": [{"name": "bandit", "config": {"bta": 0.1}}]},
+            None,
+            ["body", "stages", 0, "config", "bta"],
+            "unknown field; BanditConfig has ['beta',",
         ),
         (
             {**SMALL_SPEC, "proposer": {"kind": "llm", "llm": {"api_key": "sk-x"}}},
@@ -187,6 +207,29 @@ def test_unknown_ids_get_404(client: TestClient) -> None:
         assert client.post(f"/api/campaigns/999/{action}", headers=AUTH).status_code == 404
 
 
+class _BrokenSandbox(SharedValidator):
+    """Passes the text checks, then cannot start: what a host without the sandbox's isolation
+    gives."""
+
+    def validate(self, candidate: Candidate | str) -> Verdict:
+        raise SandboxUnavailableError("no worker could start (seccomp is unavailable)")
+
+
+def test_a_sandbox_that_cannot_run_is_a_503_with_the_reason(client: TestClient) -> None:
+    client.app.dependency_overrides[get_validator] = lambda: _BrokenSandbox(SandboxConfig())
+    try:
+        response = client.post("/api/validate", json={"code": DPO}, headers=AUTH)
+        assert response.status_code == 503
+        assert response.json()["detail"] == (
+            "the sandbox could not run: no worker could start (seccomp is unavailable)"
+        )
+        # Text the sandbox's text checks refuse never reaches it: a verdict, not a 503.
+        response = client.post("/api/validate", json={"code": "x = '\u202e'"}, headers=AUTH)
+        assert response.status_code == 200 and response.json()["code"] == "unsafe_text"
+    finally:
+        client.app.dependency_overrides.clear()
+
+
 def test_bad_queries_and_bodies_get_422(client: TestClient) -> None:
     ids = _seed(client)
     board = f"/api/campaigns/{ids['finished']}/leaderboard"
@@ -244,11 +287,9 @@ def test_metrics_count_campaigns_candidates_and_llm_spending(client: TestClient)
     archive = client.app_state.archive  # type: ignore[attr-defined]
     archive.record_llm_call(
         campaign_id=ids["finished"],
-        purpose="propose",
-        model="m1",
-        prompt_tokens=120,
-        completion_tokens=30,
-        cost_usd=0.25,
+        call=LLMCall(
+            "propose", "m1", prompt_tokens=120, completion_tokens=30, cost_usd=0.25, latency_s=1.0
+        ),
     )
     response = client.get("/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")

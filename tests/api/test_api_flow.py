@@ -22,7 +22,7 @@ import ray
 
 from api.settings import Settings
 from discovery.archive import EvaluationStatus, open_archive
-from discovery.runner import campaign_leaderboard
+from discovery.service.leaderboard import campaign_leaderboard
 from tests.api.conftest import SMALL_SPEC, Served
 
 LONG_SPEC = {

@@ -8,8 +8,9 @@ import threading
 
 from api.boards import Boards
 from discovery.archive import Archive
-from discovery.runner import campaign_leaderboard, create_campaign
+from discovery.runner import create_campaign
 from discovery.scores import StageTasks, leaderboard
+from discovery.service.leaderboard import campaign_leaderboard
 from discovery.spec import parse_spec
 from tests.api.conftest import SMALL_SPEC
 from tests.factories import scored_candidate

@@ -1,4 +1,5 @@
-"""Exporting an archived loss as a standalone module (api/export.py) and `lossforge export`.
+"""Exporting an archived loss as a standalone module (discovery/service/export.py) and
+`lossforge export`.
 
 The archive is filled the way a campaign fills it: candidates go through the real sandbox and
 discovery's Intake (accepted, duplicate, rejected), baselines as the engine adds them, and DONE
@@ -26,7 +27,6 @@ import torch
 from click.testing import CliRunner
 
 from api.cli import main
-from api.export import ExportError, export_module
 from discovery.archive import (
     Archive,
     CandidateStatus,
@@ -38,6 +38,7 @@ from discovery.intake import Intake
 from discovery.ledger import Ledger
 from discovery.proposers.base import Proposal
 from discovery.runner import create_campaign
+from discovery.service.export import ExportError, export_module
 from discovery.spec import parse_spec
 from evaluator.baselines import BASELINES
 from sandbox import Sandbox, SandboxConfig, rebuild_graph
@@ -384,7 +385,7 @@ def test_an_archived_detach_trick_fails_its_own_self_check(
     archive.update_candidate(
         record.id,
         status=CandidateStatus.ACCEPTED,
-        graph={"json": graph_json},
+        graph_json=graph_json,
         fingerprint=fingerprint(rebuild_graph(graph_json)),
     )
     module = export_module(archive, record.id)
@@ -401,7 +402,7 @@ def test_an_archived_detach_trick_fails_its_own_self_check(
     archive.update_candidate(
         honest.id,
         status=CandidateStatus.ACCEPTED,
-        graph={"json": honest_json},
+        graph_json=honest_json,
         fingerprint=fingerprint(rebuild_graph(honest_json)),
     )
     module = export_module(archive, honest.id)

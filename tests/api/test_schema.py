@@ -44,7 +44,7 @@ def _fill(url: str) -> None:
                     status=CandidateStatus.EVALUATED,
                     fingerprint=verdict.fingerprint,
                     canonical_code=verdict.canonical_code,
-                    graph={"json": verdict.graph_json},
+                    graph_json=verdict.graph_json,
                     verdict=verdict.to_dict(),
                 )
                 archive.add_evaluation(

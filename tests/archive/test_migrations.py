@@ -195,3 +195,13 @@ def test_unreachable_databases_are_named_without_their_password(url: str, reason
     assert "hunter2-pw" not in message
     assert make_url(url).host is None or f"{make_url(url).host}" in message
     assert "LOSSFORGE_DATABASE_URL" in message and "\n" not in message
+
+
+def test_postgresql_without_its_driver_says_which_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if `lossforge[postgres]` was not
+    with pytest.raises(ArchiveUnreachableError) as error:
+        open_archive("postgresql://lf:hunter2-pw@127.0.0.1/x")
+    message = str(error.value)
+    assert "pip install 'lossforge[postgres]'" in message and "hunter2-pw" not in message

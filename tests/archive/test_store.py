@@ -16,6 +16,7 @@ from discovery.archive import (
     EvaluationStatus,
     NotFoundError,
 )
+from evaluator import LLMCall
 from tests.factories import DPO_SOURCE, make_campaign, make_candidate
 
 
@@ -66,16 +67,16 @@ def test_candidate_verdict_and_fingerprint_lookup(archive: Archive) -> None:
     assert child.status is CandidateStatus.PROPOSED
     assert (child.parent_ids, child.island, child.provenance["seed"]) == ([first.id], 2, 3)
 
-    graph = {"nodes": [{"op": "sub"}], "version": 1}
+    graph = '{"nodes": [{"op": "sub"}], "version": 1}'
     accepted = archive.update_candidate(
         first.id,
         status=CandidateStatus.ACCEPTED,
         fingerprint="abc123",
         canonical_code=DPO_SOURCE,
-        graph=graph,
+        graph_json=graph,
         verdict={"stage": None, "timings": {"static": 0.001}},
     )
-    assert accepted.graph == graph and accepted.fingerprint == "abc123"
+    assert accepted.graph_json == graph and accepted.fingerprint == "abc123"
     duplicate = archive.update_candidate(
         child.id,
         status=CandidateStatus.DUPLICATE,
@@ -191,15 +192,18 @@ def test_llm_calls_and_cost(archive: Archive) -> None:
     campaign = make_campaign(archive)
     archive.record_llm_call(
         campaign_id=campaign.id,
-        purpose="propose",
-        model="gpt-x",
-        prompt_tokens=1200,
-        completion_tokens=300,
-        cost_usd=0.0125,
-        latency_s=2.5,
+        call=LLMCall(
+            "propose",
+            "gpt-x",
+            prompt_tokens=1200,
+            completion_tokens=300,
+            cost_usd=0.0125,
+            latency_s=2.5,
+        ),
     )
     failed = archive.record_llm_call(
-        campaign_id=campaign.id, purpose="propose", model="gpt-x", error="HTTP 429 after 3 retries"
+        campaign_id=campaign.id,
+        call=LLMCall("propose", "gpt-x", 0, 0, 0.0, 0.1, error="HTTP 429 after 3 retries"),
     )
     assert failed.error == "HTTP 429 after 3 retries"
     assert archive.llm_cost(campaign_id=campaign.id) == pytest.approx(0.0125)
@@ -247,7 +251,9 @@ def test_nul_characters_are_stored_as_a_visible_mark_on_every_backend(archive: A
         reason="r\x00",
     )
     archive.append_event(campaign_id=campaign.id, kind="verdict", payload={"reason": "p\x00"})
-    archive.record_llm_call(campaign_id=campaign.id, purpose="propose", model="m", error="e\x00")
+    archive.record_llm_call(
+        campaign_id=campaign.id, call=LLMCall("propose", "m", 0, 0, 0.0, 0.0, error="e\x00")
+    )
 
     stored = archive.get_candidate(candidate.id)
     assert (stored.name, stored.thought, stored.reason) == ("a\ufffdb", "why\ufffd", "bad\ufffd")

@@ -11,12 +11,13 @@ import pytest
 import ray
 
 from discovery.archive import Archive, CampaignStatus, open_archive
-from discovery.engine import Engine
+from discovery.engine import Engine, JobContext
 from discovery.progress import Progress
 from discovery.proposers.base import Proposer
 from discovery.runner import build_proposer, create_campaign
 from discovery.spec import CampaignSpec, parse_spec
 from evaluator.dispatch import DispatchConfig, RayDispatcher
+from evaluator.queue import JobQueue
 from sandbox import Sandbox, SandboxConfig
 from tests.openai_server import ScriptedServer
 
@@ -86,10 +87,10 @@ def run_engine(ray_local: None, sandbox: Sandbox, store: Archive, tmp_path: Path
             spec=spec,
             archive=store,
             sandbox=sandbox,
-            dispatcher=RayDispatcher(DispatchConfig()),
+            evaluations=JobQueue(RayDispatcher(DispatchConfig())),
             proposer=proposer or build_proposer(spec.proposer, rng),
             rng=rng,
-            stage_extra={"tinylm": {"cache_dir": str(tmp_path / "cache")}},
+            job_context=JobContext(cache_dir=str(tmp_path / "cache")),
             observer=observer,
         )
         return cid, engine.run()

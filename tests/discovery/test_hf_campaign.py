@@ -14,12 +14,11 @@ from discovery.archive import Archive, CampaignStatus, CandidateStatus, Evaluati
 from discovery.retries import MAX_ATTEMPTS
 from discovery.runner import (
     RunnerConfig,
-    campaign_leaderboard,
     dispatch_timeout,
-    stage_extras,
+    job_context,
 )
+from discovery.service.leaderboard import campaign_leaderboard
 from discovery.spec import parse_spec
-from evaluator.jobs import JUDGE_API_KEY
 from evaluator.secrets import Secret
 from tests.discovery.conftest import RunEngine
 from tests.discovery.test_engine import MARGIN_HINGE, ScriptedProposer
@@ -126,9 +125,11 @@ def test_the_runner_sends_the_judge_key_beside_hf_configs_and_waits_for_long_run
         database_url="sqlite://", cache_dir=tmp_path, judge_api_key=Secret("sk-run-1")
     )
     assert "sk-run-1" not in repr(config)
-    extras = stage_extras(config)
-    assert extras["hf"][JUDGE_API_KEY] == Secret("sk-run-1")
-    assert "sk-run-1" not in repr(extras)
-    assert "hf" not in stage_extras(RunnerConfig(database_url="sqlite://", cache_dir=tmp_path))
+    context = job_context(config)
+    assert context.judge_api_key == Secret("sk-run-1")
+    assert "sk-run-1" not in repr(context)
+    assert context.cache_dir == str(tmp_path / "tinylm")
+    keyless = job_context(RunnerConfig(database_url="sqlite://", cache_dir=tmp_path))
+    assert keyless.judge_api_key is None
     spec = _hf_spec(_small(tiny, max_seconds=7200))
     assert dispatch_timeout(spec) == 7800.0

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from discovery.archive import Archive, CampaignStatus, CandidateStatus, EvaluationStatus
 from discovery.archive.models import Base
 from discovery.proposers.base import Proposer
-from discovery.proposers.wiring import LLMSettings
+from discovery.proposers.llm.wiring import LLMSettings
 from discovery.runner import build_proposer, call_recorder, create_campaign
 from discovery.spec import CampaignSpec
 from sandbox import Sandbox

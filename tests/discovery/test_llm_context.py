@@ -15,11 +15,12 @@ import numpy as np
 from discovery.archive import Archive, CandidateStatus, EvaluationStatus
 from discovery.engine import Engine
 from discovery.proposers.base import Proposal, ProposalContext
-from discovery.proposers.wiring import LLMSettings
+from discovery.proposers.llm.wiring import LLMSettings
 from discovery.runner import build_proposer, call_recorder, create_campaign
 from discovery.scores import public_metrics
 from evaluator.baselines import BASELINES
 from evaluator.dispatch import DispatchConfig, RayDispatcher
+from evaluator.queue import JobQueue
 from sandbox import Sandbox, SandboxConfig
 from tests.discovery.conftest import small_spec
 from tests.discovery.llm_sources import BLEND
@@ -65,7 +66,7 @@ def _prepared_campaign(store: Archive, server: ScriptedServer) -> tuple[int, Eng
         spec=spec,
         archive=store,
         sandbox=Sandbox(SandboxConfig()),  # never started: this round validates nothing
-        dispatcher=RayDispatcher(DispatchConfig()),  # never started: nothing is queued
+        evaluations=JobQueue(RayDispatcher(DispatchConfig())),  # never started: nothing is queued
         proposer=Recording(),
         rng=np.random.default_rng(0),
     )

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from discovery.spec import SpecError, load_spec, parse_spec
+from discovery.spec import SpecError, load_spec, parse_spec, read_spec
 from discovery.spec_text import MAX_SPEC_BYTES, MAX_SPEC_DEPTH, read_capped, spec_document
-from evaluator.compare import stage_tasks
-from evaluator.jobs import _build  # the conversion a worker applies to a job's config
+from evaluator.catalogue import stage_tasks
 from evaluator.scoring import score_metric
-from evaluator.tinylm import TinyLMConfig
+from evaluator.stage_configs import TinyLMConfig, parse_stage_config
 
 ROOT = Path(__file__).resolve().parents[2]
 MINIMAL = {"name": "x", "stages": [{"name": "bandit"}], "budget": {"candidates": 3}}
@@ -39,9 +38,10 @@ def test_the_quickstart_parses() -> None:
     [
         ({"stages": [{"name": "bandit", "promote_fraction": 2}]}, "stages.0.promote_fraction"),
         ({"stages": [{"name": "bandit", "tasks": ["chess"]}]}, "unknown bandit tasks ['chess']"),
-        ({"stages": [{"name": "gpt5"}]}, "stages.0.name"),
+        ({"stages": [{"name": "gpt5"}]}, "stages.0.name: unknown stage 'gpt5'; choose bandit"),
+        ({"stages": [{"seeds": 2}]}, "stages.0.name: every stage needs a name; choose bandit"),
         ({"budget": {}}, "set at least one budget"),
-        ({"budgte": {"candidates": 1}}, "budgte: Extra inputs are not permitted"),
+        ({"budgte": {"candidates": 1}}, "budgte: unknown field; known: baselines, budget, "),
         ({"baselines": ["dpo", "nope"]}, "unknown baselines ['nope']"),
         ({"stages": []}, "stages: List should have at least 1 item"),
     ],
@@ -104,14 +104,32 @@ def test_hf_stage_configs_are_checked_when_the_spec_is_read(
 @pytest.mark.parametrize(
     ("stage", "message"),
     [
-        ({"name": "tinylm", "config": {"max_step": 3}}, "unknown TinyLMConfig fields ['max_step']"),
-        ({"name": "tinylm", "config": {"max_steps": "ten"}}, "max_steps must be an integer"),
-        ({"name": "tinylm", "config": {"beta": True}}, "beta must be a number, got True"),
-        ({"name": "tinylm", "config": {"model": {"n_layr": 3}}}, "fields ['model.n_layr']"),
-        ({"name": "tinylm", "config": {"model": 3}}, "model must be a mapping of ModelConfig"),
+        (
+            {"name": "tinylm", "config": {"max_step": 3}},
+            "stages.0.config.max_step: unknown field; TinyLMConfig has ['beta', 'frontier_betas'",
+        ),
+        (
+            {"name": "tinylm", "config": {"max_steps": "ten"}},
+            "stages.0.config.max_steps: must be an integer, got 'ten'",
+        ),
+        (
+            {"name": "tinylm", "config": {"beta": True}},
+            "stages.0.config.beta: must be a number, got True",
+        ),
+        (
+            {"name": "tinylm", "config": {"model": {"n_layr": 3}}},
+            "stages.0.config.model.n_layr: unknown field; ModelConfig has ['arch', 'n_embd'",
+        ),
+        (
+            {"name": "tinylm", "config": {"model": 3}},
+            "stages.0.config.model: must be a mapping of ModelConfig fields",
+        ),
         ({"name": "tinylm", "config": {"model": {"n_embd": 30}}}, "multiple of n_head"),
-        ({"name": "bandit", "config": {"beta_grid": 0.1}}, "beta_grid"),
-        ({"name": "bandit", "config": {"extra_label_noise": 0.5}}, "extra_label_noise"),
+        ({"name": "bandit", "config": {"beta_grid": 0.1}}, "stages.0.config.beta_grid"),
+        (
+            {"name": "bandit", "config": {"extra_label_noise": 0.5}},
+            "stages.0.config.extra_label_noise: must be in [0, 0.5)",
+        ),
     ],
 )
 def test_proxy_stage_configs_are_checked_when_the_spec_is_read(stage: dict, message: str) -> None:
@@ -125,9 +143,12 @@ def test_proxy_stage_configs_with_nested_fields_reach_the_job() -> None:
     spec = parse_spec(
         {**MINIMAL, "stages": [{"name": "tinylm", "config": {"model": {"n_layer": 3}}}]}
     )
-    config = _build(TinyLMConfig, {**spec.stages[0].config, "cache_dir": "/tmp/x"})
+    config = spec.stages[0].config  # typed once, here; the job carries this object
+    assert isinstance(config, TinyLMConfig)
     assert config.model.n_layer == 3 and config.model.n_embd == 64
-    assert config.cache_dir == Path("/tmp/x")
+    # What the spec stores reads back to the same config, by the one validator.
+    stored = spec.model_dump(mode="json")["stages"][0]["config"]
+    assert parse_stage_config("tinylm", stored) == config
 
 
 def test_the_llm_example_parses() -> None:
@@ -289,3 +310,18 @@ def test_data_that_is_not_a_mapping_gets_a_sentence_not_a_pydantic_type_error() 
             parse_spec(data)
         assert "must be a mapping with at least `name`, `stages` and `budget`" in str(error.value)
         assert "dictionary" not in str(error.value)
+
+
+def test_each_problem_has_its_location_for_callers_that_report_fields() -> None:
+    # The API's 422 lists these one by one; the CLI prints the joined sentence.
+    with pytest.raises(SpecError) as error:
+        read_spec(
+            b"name: t\nstages:\n  - name: tinylm\n    config: {model: {n_hed: 2}, max_steps: ten}\n"
+            b"budget: {candidates: 1}\n",
+            fmt="yaml",
+            source="t.yaml",
+        )
+    problems = dict(error.value.problems)
+    assert problems[("stages", 0, "config", "model", "n_hed")].startswith("unknown field")
+    assert ("stages", 0, "config", "max_steps") in problems
+    assert "stages.0.config.model.n_hed: unknown field" in str(error.value)

@@ -34,6 +34,7 @@ from discovery.retries import Retries
 from discovery.runner import build_proposer, create_campaign
 from discovery.spec import CampaignSpec
 from evaluator.dispatch import DispatchConfig, RayDispatcher
+from evaluator.queue import JobQueue
 from sandbox import Sandbox
 from tests.discovery.conftest import small_spec
 
@@ -112,7 +113,7 @@ def engine_for(
             spec=spec,
             archive=store,
             sandbox=sandbox,
-            dispatcher=RayDispatcher(DispatchConfig(max_retries=0, timeout_s=300)),
+            evaluations=JobQueue(RayDispatcher(DispatchConfig(max_retries=0, timeout_s=300))),
             proposer=build_proposer(spec.proposer, rng),
             rng=rng,
         )

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from evaluator.baselines import BASELINES
-from evaluator.jobs import load_loss
 from evaluator.losses import Loss
+from evaluator.worker import load_loss
 from sandbox import Candidate, Sandbox, SandboxConfig
 
 LossFn = Callable[..., torch.Tensor]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import itertools
 
@@ -14,6 +13,7 @@ from evaluator.bandit import FAMILIES, BanditConfig, make_problem, run_bandit
 from evaluator.bandit.train import _Applier, _inputs, _log_policy, train_runs
 from evaluator.results import RunResult, RunStatus
 from evaluator.scoring import aggregate, versus_dpo
+from tests.evaluator.configs import with_fields
 from tests.evaluator.plain_losses import (
     BATCH_STANDARDIZED,
     DPO,
@@ -33,7 +33,7 @@ def dpo_run(family: str, seed: int) -> RunResult:
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_dpo_reward_rises_with_training(family: str) -> None:
-    short = run_bandit(DPO, task=family, seed=0, config=dataclasses.replace(CONFIG, max_steps=5))
+    short = run_bandit(DPO, task=family, seed=0, config=with_fields(CONFIG, max_steps=5))
     full = dpo_run(family, 0)
     assert short.status is RunStatus.DONE and full.status is RunStatus.DONE
     assert 0.0 < short.metrics["reward/normalized"] < full.metrics["reward/normalized"] <= 1.0

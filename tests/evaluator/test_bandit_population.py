@@ -6,7 +6,6 @@ exact here (each run's arithmetic does not depend on the others); metrics to 1e-
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import numpy as np
@@ -16,6 +15,7 @@ import torch
 from evaluator.bandit import FAMILIES, BanditConfig, run_bandit, run_bandit_population
 from evaluator.losses import Loss
 from evaluator.results import RunResult, RunStatus
+from tests.evaluator.configs import with_fields
 from tests.evaluator.plain_losses import BATCH_STANDARDIZED, NAN_AFTER_MOVING, NAN_AT_LARGE_BETA
 
 CONFIG = BanditConfig()
@@ -90,7 +90,7 @@ def _slow(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_reje
 
 def test_a_loss_over_its_time_share_is_stopped_alone(rebuilt_baselines: dict[str, Loss]) -> None:
     dpo = rebuilt_baselines["dpo"]
-    config = dataclasses.replace(CONFIG, loss_time_floor_s=0.5)
+    config = with_fields(CONFIG, loss_time_floor_s=0.5)
     results = run_bandit_population(
         [dpo, Loss("slow", _slow), rebuilt_baselines["ipo"]], task="noisy", seed=0, config=config
     )
@@ -104,13 +104,13 @@ def test_population_size_splits_the_losses_without_changing_results(
     rebuilt_baselines: dict[str, Loss],
 ) -> None:
     losses = [rebuilt_baselines[n] for n in ("dpo", "ipo", "padll")]
-    config = dataclasses.replace(CONFIG, max_steps=50)
+    config = with_fields(CONFIG, max_steps=50)
     whole = run_bandit_population(losses, task="shared_features", seed=2, config=config)
     split = run_bandit_population(
         losses,
         task="shared_features",
         seed=2,
-        config=dataclasses.replace(config, population_size=2),
+        config=with_fields(config, population_size=2),
     )
     for a, b in zip(whole, split, strict=True):
         assert_same_run(b, a)

@@ -134,7 +134,7 @@ def test_a_bad_stage_config_is_a_usage_error_naming_the_field(tmp_path: Path) ->
     (tmp_path / "tiny.json").write_text('{"max_steps": 8, "model": {"n_layr": 1}}')
     result = _run(tmp_path, "mine.py", "--stage", "tinylm", "--config", "tiny.json")
     assert result.returncode == 2
-    assert "unknown ModelConfig fields ['model.n_layr']" in result.stderr
+    assert "model.n_layr: unknown field; ModelConfig has [" in result.stderr  # parse_stage_config
     (tmp_path / "list.yaml").write_text("- max_steps\n")
     result = _run(tmp_path, "mine.py", "--stage", "bandit", "--config", "list.yaml")
     assert result.returncode == 2

@@ -17,8 +17,9 @@ import ray
 from evaluator.bandit import BanditConfig, run_bandit
 from evaluator.baselines import BASELINES
 from evaluator.dispatch import DispatchConfig, RayDispatcher
-from evaluator.jobs import EvalJob, load_loss
+from evaluator.job import EvalJob
 from evaluator.results import RunResult, RunStatus
+from evaluator.worker import load_loss
 from sandbox import Candidate, Sandbox, SandboxConfig
 
 TASK_TITLE = "ray::_run_job_task"
@@ -43,7 +44,12 @@ def ray_local() -> Iterator[None]:
 
 def _job(graph: str, **config: object) -> EvalJob:
     return EvalJob(
-        stage="bandit", task="tabular", seed=0, loss_name="dpo", graph_json=graph, config=config
+        stage="bandit",
+        task="tabular",
+        seed=0,
+        loss_name="dpo",
+        graph_json=graph,
+        config=BanditConfig(**config),  # type: ignore[arg-type]
     )
 
 
@@ -144,10 +150,11 @@ def test_a_batch_runs_as_one_task_and_yields_a_result_per_job(
     forged = json.loads(baseline_graphs["dpo"])
     forged["nodes"][-1]["target"] = "os.system"
     jobs = [
-        EvalJob("bandit", "tabular", 0, n, baseline_graphs[n], {}) for n in ("dpo", "ipo", "hinge")
+        EvalJob("bandit", "tabular", 0, n, baseline_graphs[n], BanditConfig())
+        for n in ("dpo", "ipo", "hinge")
     ]
-    jobs.append(EvalJob("bandit", "tabular", 0, "forged", json.dumps(forged), {}))
-    jobs.append(EvalJob("bandit", "noisy", 1, "dpo", baseline_graphs["dpo"], {}))
+    jobs.append(EvalJob("bandit", "tabular", 0, "forged", json.dumps(forged), BanditConfig()))
+    jobs.append(EvalJob("bandit", "noisy", 1, "dpo", baseline_graphs["dpo"], BanditConfig()))
     dispatcher = RayDispatcher(DispatchConfig())
     dispatcher.submit_batch(jobs)
     assert dispatcher.in_flight == len(jobs)
@@ -175,7 +182,9 @@ def test_batched_run_all_matches_one_task_per_job(
     ray_local: None, baseline_graphs: dict[str, str]
 ) -> None:
     jobs = [
-        EvalJob("bandit", "shared_features", seed, n, baseline_graphs[n], {"max_steps": 60})
+        EvalJob(
+            "bandit", "shared_features", seed, n, baseline_graphs[n], BanditConfig(max_steps=60)
+        )
         for seed in (0, 1)
         for n in ("dpo", "padll")
     ]
@@ -191,8 +200,12 @@ def test_a_batch_whose_worker_dies_is_split_and_only_the_job_that_dies_alone_fai
     ray_local: None, baseline_graphs: dict[str, str]
 ) -> None:
     dispatcher = RayDispatcher(DispatchConfig(max_retries=1, timeout_s=600))
-    quick = EvalJob("bandit", "tabular", 0, "ipo", baseline_graphs["ipo"], {"max_steps": 30})
-    endless = EvalJob("bandit", "tabular", 0, "dpo", baseline_graphs["dpo"], {"max_steps": 10**7})
+    quick = EvalJob(
+        "bandit", "tabular", 0, "ipo", baseline_graphs["ipo"], BanditConfig(max_steps=30)
+    )
+    endless = EvalJob(
+        "bandit", "tabular", 0, "dpo", baseline_graphs["dpo"], BanditConfig(max_steps=10**7)
+    )
     dispatcher.submit_batch([quick, endless])
     killed: list[int] = []
     for _ in range(2):  # the batch's first attempt, then Ray's one retry
@@ -222,7 +235,7 @@ def test_a_batch_past_its_deadline_is_killed_and_every_job_times_out(
 ) -> None:
     dispatcher = RayDispatcher(DispatchConfig(max_retries=0, timeout_s=1.5))
     jobs = [
-        EvalJob("bandit", "tabular", 0, n, baseline_graphs[n], {"max_steps": 10_000_000})
+        EvalJob("bandit", "tabular", 0, n, baseline_graphs[n], BanditConfig(max_steps=10_000_000))
         for n in ("dpo", "ipo")
     ]
     dispatcher.submit_batch(jobs)

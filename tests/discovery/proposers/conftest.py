@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from discovery.proposers import Parent, ProposalContext
-from discovery.proposers.expr import encode_genome
-from discovery.proposers.seeds import SEED_TREES
+from discovery.proposers.evolve.expr import encode_genome
+from discovery.proposers.evolve.seeds import SEED_TREES
 from sandbox import Sandbox, SandboxConfig
 
 # Generous: a loaded 2-core machine must never turn an honest candidate into a timeout.

@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 from pydantic import SecretStr
 
-from discovery.proposers.breaker import CircuitBreaker
-from discovery.proposers.calls import Caller, CallRecord, RetryPolicy
-from discovery.proposers.client import OpenAIClient
-from discovery.proposers.config import JsonMode
 from discovery.proposers.errors import BudgetExhausted, ProposerUnavailable
-from discovery.proposers.pricing import Price, PriceTable
+from discovery.proposers.llm.breaker import CircuitBreaker
+from discovery.proposers.llm.calls import Caller, RetryPolicy
+from discovery.proposers.llm.client import OpenAIClient
+from discovery.proposers.llm.config import JsonMode
+from discovery.proposers.llm.pricing import Price, PriceTable
+from evaluator import LLMCall
 from tests.openai_server import Reply, ScriptedServer
 
 KEY = "sk-test-7f3a9c2e1b"
@@ -37,7 +38,7 @@ class Harness:
         json_mode: JsonMode = "auto",
         base_url: str | None = None,
     ) -> None:
-        self.records: list[CallRecord] = []
+        self.records: list[LLMCall] = []
         self.waits: list[float] = []
         self.client = OpenAIClient(
             base_url=base_url or server.base_url,

@@ -10,18 +10,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from discovery.proposers import (
-    EvolveConfig,
-    EvolveProposer,
-    Failure,
-    Operator,
-    Parent,
-    Proposal,
-    ProposalContext,
-    Proposer,
-)
-from discovery.proposers.expr import canonical, decode_genome, encode_genome, leaf
-from discovery.proposers.seeds import SEED_TREES
+from discovery.proposers import Failure, Parent, Proposal, ProposalContext, Proposer
+from discovery.proposers.evolve.expr import canonical, decode_genome, encode_genome, leaf
+from discovery.proposers.evolve.proposer import EvolveConfig, EvolveProposer, Operator
+from discovery.proposers.evolve.seeds import SEED_TREES
 from sandbox import Candidate, Sandbox, SandboxConfig, parse_candidate
 from sandbox.static import check
 from tests.discovery.proposers.conftest import COLD_CONTEXT, seeded_context

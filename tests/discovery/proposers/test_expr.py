@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from discovery.proposers import GenomeError
-from discovery.proposers.codegen import describe, to_source
-from discovery.proposers.evaluate import evaluate
-from discovery.proposers.expr import (
+from discovery.proposers.evolve.codegen import describe, to_source
+from discovery.proposers.evolve.evaluate import evaluate
+from discovery.proposers.evolve.expr import (
     ARITY,
     CONST,
     LEAVES,
@@ -33,8 +33,8 @@ from discovery.proposers.expr import (
     structural_problem,
     to_json,
 )
-from discovery.proposers.operators import Space, random_tree
-from discovery.proposers.seeds import SEED_TREES
+from discovery.proposers.evolve.operators import Space, random_tree
+from discovery.proposers.evolve.seeds import SEED_TREES
 from sandbox import SandboxConfig
 from sandbox.contract import REQUIRED_INPUTS
 from sandbox.static import check

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from discovery.proposers.calls import CallRecord
-from discovery.proposers.config import HFLocalConfig
 from discovery.proposers.errors import ProposerConfigError, ProposerUnavailable
-from discovery.proposers.hf_local import HFLocalClient, context_length
-from discovery.proposers.wiring import LLMSettings, build_llm_proposer
+from discovery.proposers.llm.config import HFLocalConfig
+from discovery.proposers.llm.hf_local import HFLocalClient, context_length
+from discovery.proposers.llm.wiring import LLMSettings, build_llm_proposer
 from discovery.spec import ProposerSpec
+from evaluator import LLMCall
 from sandbox import Sandbox
 from tests.discovery.proposers.conftest import COLD_CONTEXT
 from tests.discovery.tiny_lm import save_tiny_causal_lm
@@ -58,7 +58,7 @@ def test_generation_stops_at_the_deadline(tiny_model: Path) -> None:
 
 
 def test_junk_is_rejected_with_reasons_never_raised(tiny_model: Path, sandbox: Sandbox) -> None:
-    records: list[CallRecord] = []
+    records: list[LLMCall] = []
     spec = ProposerSpec.model_validate(
         {"kind": "hf-local", "hf_local": {"path": str(tiny_model), "max_new_tokens": 48}}
     )
@@ -102,7 +102,7 @@ def test_weights_that_cannot_load_pause_the_campaign(tiny_model: Path, tmp_path:
     broken.mkdir()
     config = json.loads((tiny_model / "config.json").read_text())
     (broken / "config.json").write_text(json.dumps(config))
-    records: list[CallRecord] = []
+    records: list[LLMCall] = []
     spec = ProposerSpec.model_validate({"kind": "hf-local", "hf_local": {"path": str(broken)}})
     proposer = build_llm_proposer(
         spec,

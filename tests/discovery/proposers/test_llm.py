@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from discovery.proposers.base import Parent, ProposalContext
-from discovery.proposers.calls import CallRecord
 from discovery.proposers.errors import BudgetExhausted, ProposerUnavailable
-from discovery.proposers.llm import LLMProposer
-from discovery.proposers.wiring import LLMSettings, build_llm_proposer
+from discovery.proposers.llm.proposer import LLMProposer
+from discovery.proposers.llm.wiring import LLMSettings, build_llm_proposer
 from discovery.spec import ProposerSpec
+from evaluator import LLMCall
 from sandbox import Candidate, Sandbox
 from tests.discovery.llm_sources import (
     BLEND,
@@ -40,7 +40,7 @@ CONTEXT = ProposalContext(
 def build(
     server: ScriptedServer,
     sandbox: Sandbox | None,
-    records: list[CallRecord],
+    records: list[LLMCall],
     **llm: object,
 ) -> LLMProposer:
     section = {"base_url": server.base_url, "backoff_s": 0.01, **llm}
@@ -65,7 +65,7 @@ def test_valid_candidates_become_proposals_with_provenance(
     openai_server: ScriptedServer, sandbox: Sandbox
 ) -> None:
     openai_server.push(Reply(content=candidates(("soft-hinge", SOFT_HINGE), ("blend", BLEND))))
-    records: list[CallRecord] = []
+    records: list[LLMCall] = []
     proposals = build(openai_server, sandbox, records).propose(CONTEXT, 2)
     assert [p.name for p in proposals] == ["soft-hinge", "blend"]
     for p in proposals:
@@ -83,7 +83,7 @@ def test_a_rejected_candidate_is_repaired_with_the_sandbox_reason(
 ) -> None:
     first = candidates(("reads-value", VALUE_READ), ("soft-hinge", SOFT_HINGE))
     openai_server.push(Reply(content=first), Reply(content=candidates(("reads-value", BLEND))))
-    records: list[CallRecord] = []
+    records: list[LLMCall] = []
     proposals = build(openai_server, sandbox, records).propose(CONTEXT, 2)
     assert [(p.name, p.operator) for p in proposals] == [
         ("reads-value", "write"),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from discovery.proposers.base import Failure, Parent, ProposalContext
-from discovery.proposers.client import estimate_tokens
-from discovery.proposers.prompts import repair_prompt, system_prompt, user_prompt
+from discovery.proposers.llm.client import estimate_tokens
+from discovery.proposers.llm.prompts import repair_prompt, system_prompt, user_prompt
 from evaluator.baselines import BASELINES
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from discovery.proposers.replies import parse_reply
+from discovery.proposers.llm.replies import parse_reply
 
 CODE = (
     "def loss(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps,"

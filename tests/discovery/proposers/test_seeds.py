@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from discovery.proposers.codegen import to_source
-from discovery.proposers.evaluate import evaluate
-from discovery.proposers.expr import structural_problem
-from discovery.proposers.sanity import sanity_problem
-from discovery.proposers.seeds import EXACT_SEEDS, SEED_TREES
+from discovery.proposers.evolve.codegen import to_source
+from discovery.proposers.evolve.evaluate import evaluate
+from discovery.proposers.evolve.expr import structural_problem
+from discovery.proposers.evolve.sanity import sanity_problem
+from discovery.proposers.evolve.seeds import EXACT_SEEDS, SEED_TREES
 from evaluator.baselines import BASELINES
 from sandbox import Candidate, Sandbox
 from tests.discovery.proposers.conftest import call_with, compile_trusted, realistic_inputs

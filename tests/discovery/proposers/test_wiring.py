@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from pydantic import SecretStr
 
-from discovery.proposers.calls import CallRecord
 from discovery.proposers.errors import ProposerConfigError
-from discovery.proposers.llm import LLMProposer
-from discovery.proposers.wiring import LLMSettings, build_llm_proposer
+from discovery.proposers.llm.proposer import LLMProposer
+from discovery.proposers.llm.wiring import LLMSettings, build_llm_proposer
 from discovery.runner import RunnerConfig
 from discovery.spec import ProposerSpec
+from evaluator import LLMCall
 from tests.discovery.proposers.conftest import COLD_CONTEXT
 from tests.openai_server import Reply, ScriptedServer
 
@@ -34,7 +34,7 @@ def build(
 
 def test_settings_fill_in_what_the_spec_leaves_out(openai_server: ScriptedServer) -> None:
     openai_server.push(Reply(content='{"candidates": []}'))
-    records: list[CallRecord] = []
+    records: list[LLMCall] = []
     proposer = build(
         {"repair_attempts": 0},
         LLMSettings(base_url=openai_server.base_url, model="from-env"),

@@ -17,8 +17,8 @@ from trl import DPOTrainer
 from evaluator.hf.config import HFConfig
 from evaluator.hf.models import load_causal_lm, load_tokenizer
 from evaluator.hf.trl_adapter import CandidateDPOTrainer, dpo_args
-from evaluator.jobs import load_loss
 from evaluator.losses import Loss
+from evaluator.worker import load_loss
 from tests.evaluator.hf.conftest import HFFiles
 from tests.evaluator.hf.local import preference_rows
 

@@ -7,22 +7,23 @@ from typing import Any
 
 import pytest
 
-from evaluator.hf.config import HFConfig, parse_hf_config, task_name
+from evaluator.hf.config import HFConfig, task_name
 from evaluator.hf.errors import HFConfigError
+from evaluator.stage_configs import parse_stage_config
 
 BASE = {"model": "gpt2", "dataset": "prefs.jsonl"}
 JUDGE = {"base_url": "http://127.0.0.1:8001/v1", "model": "judge"}
 
 
 def test_defaults_and_nested_settings_parse() -> None:
-    config = parse_hf_config(
-        {**BASE, "betas": [0.01, 0.05, 1], "lora": {"r": 4, "target_modules": ["c_attn"]}}
+    config = parse_stage_config(
+        "hf", {**BASE, "betas": [0.01, 0.05, 1], "lora": {"r": 4, "target_modules": ["c_attn"]}}
     )
     assert config.betas == (0.01, 0.05, 1.0)
     assert config.lora is not None and config.lora.target_modules == ("c_attn",)
     assert config.ref_models == () and config.num_gpus is None and not config.held_out
-    assert config == parse_hf_config(
-        {**BASE, "betas": (0.01, 0.05, 1.0), "lora": config.lora.__dict__}
+    assert config == parse_stage_config(
+        "hf", {**BASE, "betas": (0.01, 0.05, 1.0), "lora": config.lora.__dict__}
     )
 
 
@@ -47,7 +48,7 @@ def test_tasks_are_the_beta_grid_and_name_their_beta_exactly() -> None:
     ],
 )
 def test_the_score_metric_follows_the_scoring(extra: dict[str, Any], metric: str) -> None:
-    assert parse_hf_config({**BASE, **extra}).metric == metric
+    assert parse_stage_config("hf", {**BASE, **extra}).metric == metric
 
 
 @pytest.mark.parametrize(
@@ -82,14 +83,14 @@ def test_a_bad_field_is_named_with_what_to_do(
     extra: dict[str, Any], field: str, message: str
 ) -> None:
     with pytest.raises(HFConfigError) as error:
-        parse_hf_config({**BASE, **extra})
+        parse_stage_config("hf", {**BASE, **extra})
     assert error.value.field == field
     assert message in error.value.message
 
 
 def test_model_and_dataset_are_required() -> None:
     with pytest.raises(HFConfigError, match="model: is required"):
-        parse_hf_config({"dataset": "d.jsonl"})
+        parse_stage_config("hf", {"dataset": "d.jsonl"})
 
 
 @pytest.mark.parametrize(
@@ -101,7 +102,7 @@ def test_model_and_dataset_are_required() -> None:
 )
 def test_api_keys_are_refused_with_the_setting_to_use(extra: dict[str, Any], field: str) -> None:
     with pytest.raises(HFConfigError) as error:
-        parse_hf_config({**BASE, **extra})
+        parse_stage_config("hf", {**BASE, **extra})
     assert error.value.field == field
     assert "LOSSFORGE_JUDGE_API_KEY" in error.value.message
     assert "sk-1" not in str(error.value) and "'sk'" not in str(error.value)

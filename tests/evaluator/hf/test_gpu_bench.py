@@ -1,5 +1,7 @@
 """bench/hf_gpu.py, the GPU check, runs its tiny CPU variant with the modules a GPU image lacks
-made unimportable (Ray, SQLAlchemy, pydantic, openai, pyseccomp, and lossforge's discovery/api)."""
+made unimportable (Ray, SQLAlchemy, pydantic-settings, openai, pyseccomp, and lossforge's
+discovery/api). pydantic itself is needed (carried to the GPU image): the hf stage's config is a
+pydantic model (evaluator.hf.config)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
-ABSENT = ("ray", "sqlalchemy", "pydantic", "pydantic_settings", "openai", "pyseccomp")
+ABSENT = ("ray", "sqlalchemy", "pydantic_settings", "openai", "pyseccomp")
 RUNNER = f"""
 import runpy, sys
 for name in {[*ABSENT, "discovery", "api"]!r}:

@@ -11,9 +11,10 @@ import pytest
 from evaluator.compare import plan, summarize
 from evaluator.dispatch import DispatchConfig, RayDispatcher
 from evaluator.frontier import Frontier, Point
-from evaluator.jobs import JUDGE_API_KEY, EvalJob
+from evaluator.job import EvalJob
 from evaluator.results import RunStatus
 from evaluator.secrets import Secret
+from evaluator.stage_configs import parse_stage_config
 from tests.evaluator.hf.conftest import HFFiles
 from tests.evaluator.hf.judge_server import ScriptedJudge
 
@@ -48,7 +49,8 @@ def test_candidate_and_dpo_train_on_workers_and_are_scored_by_reward_and_judge(
         seeds=[0],
         candidate=("lrml", graphs["lrml"]),
         baseline=("dpo", graphs["dpo"]),
-        config={**config, JUDGE_API_KEY: Secret(KEY)},
+        config=config,
+        judge_api_key=Secret(KEY),
     )
     assert KEY not in repr(jobs)
     results = _run(jobs)
@@ -60,7 +62,7 @@ def test_candidate_and_dpo_train_on_workers_and_are_scored_by_reward_and_judge(
             assert name in result.metrics
         assert result.metrics["judge/win_rate"] == 0.5  # the scripted judge always says "A"
         assert len(result.llm_calls) == 16
-        assert all(c["cost_usd"] == 4.0 / 1e6 and c["error"] is None for c in result.llm_calls)
+        assert all(c.cost_usd == 4.0 / 1e6 and c.error is None for c in result.llm_calls)
     candidate, dpo = results
     assert candidate.metrics != dpo.metrics  # two losses, same data and seed
     # The worker got the key (the server saw it) and gave it back nowhere.
@@ -110,7 +112,7 @@ def test_a_job_asking_for_a_gpu_the_cluster_lacks_fails_at_once(
         seed=0,
         loss_name="dpo",
         graph_json=graphs["dpo"],
-        config=hf_config(num_gpus=1),
+        config=parse_stage_config("hf", hf_config(num_gpus=1)),
     )
     (result,) = _run([job])
     assert result.status is RunStatus.ERROR

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from evaluator.hf.config import parse_hf_config
 from evaluator.hf.stage import run_hf
 from evaluator.results import RunStatus
+from evaluator.stage_configs import parse_stage_config
 from tests.evaluator.hf.conftest import HFFiles
 from tests.evaluator.plain_losses import DPO, NAN_AFTER_MOVING, NAN_AT_LARGE_BETA
 
@@ -26,7 +26,7 @@ Config = Callable[..., dict[str, Any]]
 def test_dpo_full_fine_tuning_moves_every_weight_and_is_scored(
     hf_config: Config, hf_files: HFFiles
 ) -> None:
-    config = parse_hf_config(hf_config(reward_model=str(hf_files.reward)))
+    config = parse_stage_config("hf", hf_config(reward_model=str(hf_files.reward)))
     result = run_hf(DPO, task="beta=0.1", seed=0, config=config)
     assert result.status is RunStatus.DONE, result.reason
     assert result.steps == len(result.losses) == 6
@@ -43,7 +43,7 @@ def test_dpo_full_fine_tuning_moves_every_weight_and_is_scored(
 
 
 def test_lora_trains_the_adapter_and_leaves_the_base_frozen(hf_config: Config) -> None:
-    config = parse_hf_config(hf_config(lora={"r": 4, "lora_alpha": 8.0}))
+    config = parse_stage_config("hf", hf_config(lora={"r": 4, "lora_alpha": 8.0}))
     result = run_hf(DPO, task="beta=0.1", seed=0, config=config)
     assert result.status is RunStatus.DONE, result.reason
     assert result.metrics["params/trained_changed"] == 1.0  # every adapter tensor moved
@@ -54,7 +54,7 @@ def test_lora_trains_the_adapter_and_leaves_the_base_frozen(hf_config: Config) -
 def test_conversational_data_trains_through_the_chat_template(
     hf_config: Config, hf_files: HFFiles
 ) -> None:
-    config = parse_hf_config(hf_config(dataset=str(hf_files.conversational)))
+    config = parse_stage_config("hf", hf_config(dataset=str(hf_files.conversational)))
     result = run_hf(DPO, task="beta=0.1", seed=1, config=config)
     assert result.status is RunStatus.DONE, result.reason
     assert result.metrics["params/trained_changed"] == 1.0
@@ -62,7 +62,10 @@ def test_conversational_data_trains_through_the_chat_template(
 
 def test_a_loss_that_goes_nan_stops_the_run_with_nan_loss(hf_config: Config) -> None:
     at_once = run_hf(
-        NAN_AT_LARGE_BETA, task="beta=3.0", seed=0, config=parse_hf_config(hf_config(beta=3.0))
+        NAN_AT_LARGE_BETA,
+        task="beta=3.0",
+        seed=0,
+        config=parse_stage_config("hf", hf_config(beta=3.0)),
     )
     assert at_once.status is RunStatus.NAN_LOSS
     assert at_once.reason == "loss is non-finite at step 1"
@@ -71,7 +74,7 @@ def test_a_loss_that_goes_nan_stops_the_run_with_nan_loss(hf_config: Config) -> 
         NAN_AFTER_MOVING,
         task="beta=0.1",
         seed=0,
-        config=parse_hf_config(hf_config(max_steps=40, learning_rate=1e-2)),
+        config=parse_stage_config("hf", hf_config(max_steps=40, learning_rate=1e-2)),
     )
     assert later.status is RunStatus.NAN_LOSS, later.reason
     assert later.steps >= 1 and later.steps == len(later.losses) < 40
@@ -90,7 +93,7 @@ def test_a_loss_that_goes_nan_stops_the_run_with_nan_loss(hf_config: Config) -> 
 def test_what_is_not_there_fails_the_run_with_what_was_looked_for(
     hf_config: Config, field: str, value: object, named: str
 ) -> None:
-    config = parse_hf_config(hf_config(**{field: value}))
+    config = parse_stage_config("hf", hf_config(**{field: value}))
     result = run_hf(DPO, task="beta=0.1", seed=0, config=config)
     assert result.status is RunStatus.ERROR
     assert named in (result.reason or "")
@@ -104,7 +107,7 @@ def test_what_is_not_there_fails_the_run_with_what_was_looked_for(
 def test_a_hub_name_that_cannot_be_fetched_says_why(
     hf_config: Config, field: str, named: str
 ) -> None:
-    config = parse_hf_config(hf_config(**{field: "someone/no-such-model"}))
+    config = parse_stage_config("hf", hf_config(**{field: "someone/no-such-model"}))
     result = run_hf(DPO, task="beta=0.1", seed=0, config=config)
     assert result.status is RunStatus.ERROR
     assert named in (result.reason or "")
@@ -113,7 +116,7 @@ def test_a_hub_name_that_cannot_be_fetched_says_why(
 
 def test_the_time_budget_stops_training_with_timeout(hf_config: Config) -> None:
     result = run_hf(
-        DPO, task="beta=0.1", seed=0, config=parse_hf_config(hf_config(max_seconds=1e-3))
+        DPO, task="beta=0.1", seed=0, config=parse_stage_config("hf", hf_config(max_seconds=1e-3))
     )
     assert result.status is RunStatus.TIMEOUT
     assert result.steps == 1  # the deadline is checked after each step
@@ -121,7 +124,7 @@ def test_the_time_budget_stops_training_with_timeout(hf_config: Config) -> None:
 
 
 def test_a_task_outside_the_grid_is_an_error(hf_config: Config) -> None:
-    config = parse_hf_config(hf_config(betas=[0.1, 0.5]))
+    config = parse_stage_config("hf", hf_config(betas=[0.1, 0.5]))
     assert list(config.tasks) == ["beta=0.1", "beta=0.5"]
     result = run_hf(DPO, task="beta=0.2", seed=0, config=config)
     assert result.status is RunStatus.ERROR

@@ -7,6 +7,7 @@ and shared by every test; runs use one thread, as an evaluator worker does.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 # Nothing in these tests may download: set before transformers / huggingface_hub read it.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -31,13 +32,19 @@ def one_thread() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def tinylm_config(tmp_path_factory: pytest.TempPathFactory) -> TinyLMConfig:
-    """The stage's default settings with a session-scoped reference cache."""
-    return TinyLMConfig(cache_dir=tmp_path_factory.mktemp("tinylm-cache"))
+def tinylm_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's reference cache directory (a worker value, not a config field)."""
+    return tmp_path_factory.mktemp("tinylm-cache")
 
 
 @pytest.fixture(scope="session")
-def reference(tinylm_config: TinyLMConfig) -> Callable[[str], Reference]:
+def tinylm_config() -> TinyLMConfig:
+    """The stage's default settings."""
+    return TinyLMConfig()
+
+
+@pytest.fixture(scope="session")
+def reference(tinylm_config: TinyLMConfig, tinylm_cache: Path) -> Callable[[str], Reference]:
     """reference(task) -> that task's reference, trained on first use in this session."""
     loaded: dict[str, Reference] = {}
 
@@ -47,7 +54,7 @@ def reference(tinylm_config: TinyLMConfig) -> Callable[[str], Reference]:
                 TASKS[task],
                 model_config=tinylm_config.model,
                 sft_config=tinylm_config.sft,
-                cache_dir=tinylm_config.cache_dir,
+                cache_dir=tinylm_cache,
             )
         return loaded[task]
 

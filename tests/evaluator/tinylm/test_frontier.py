@@ -8,16 +8,17 @@ by the sandbox's allow-list, trained as one population), then are paired by `sum
 
 from __future__ import annotations
 
-import dataclasses
+from pathlib import Path
 
 import pytest
 
 from evaluator.baselines import BASELINES
 from evaluator.compare import plan, summarize
-from evaluator.jobs import run_batch
 from evaluator.results import RunStatus
 from evaluator.tinylm.stage import HELD_OUT_TASKS, PUBLIC_TASKS, TASKS, TinyLMConfig
+from evaluator.worker import run_batch
 from sandbox import Candidate, Sandbox, SandboxConfig
+from tests.evaluator.configs import with_fields
 
 FACTORS = {"x1/2": 0.5, "x2": 2.0, "x4": 4.0}
 SEEDS = range(2)
@@ -51,15 +52,11 @@ def test_the_registry_has_public_and_held_out_families() -> None:
 
 @pytest.mark.parametrize("task", sorted(TASKS))
 def test_dpo_at_another_beta_scores_about_zero(
-    task: str, graphs: dict[str, str], tinylm_config: TinyLMConfig
+    task: str, graphs: dict[str, str], tinylm_config: TinyLMConfig, tinylm_cache: Path
 ) -> None:
-    config = dataclasses.asdict(
-        dataclasses.replace(
-            tinylm_config, max_steps=8, num_train_pairs=256, num_eval_pairs=32, num_eval_prompts=64
-        )
+    config = with_fields(
+        tinylm_config, max_steps=8, num_train_pairs=256, num_eval_pairs=32, num_eval_prompts=64
     )
-    config = {k: v for k, v in config.items() if k not in ("model", "sft")}
-    config["cache_dir"] = str(tinylm_config.cache_dir)
     plans = {
         name: plan(
             stage="tinylm",
@@ -68,6 +65,7 @@ def test_dpo_at_another_beta_scores_about_zero(
             candidate=(name, graphs[name]),
             baseline=("dpo", graphs["dpo"]),
             config=config,
+            cache_dir=str(tinylm_cache),
         )
         for name in FACTORS
     }

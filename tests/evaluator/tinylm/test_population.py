@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,6 +27,7 @@ from evaluator.tinylm.pairs import PairSet
 from evaluator.tinylm.population import train_population
 from evaluator.tinylm.stage import TinyLMConfig, run_tinylm, run_tinylm_population
 from evaluator.tinylm.trainer import reference_logps, train
+from tests.evaluator.configs import with_fields
 from tests.evaluator.plain_losses import DPO, NAN_AFTER_MOVING
 
 REL = 1e-4  # per-step losses, relative
@@ -77,7 +78,7 @@ def assert_same_run(
 
 
 @pytest.fixture(scope="module")
-def sequential(tinylm_config: TinyLMConfig) -> Callable[..., RunResult]:
+def sequential(tinylm_config: TinyLMConfig, tinylm_cache: Path) -> Callable[..., RunResult]:
     """sequential(loss, task, config=None) -> run_tinylm's result, computed once."""
     done: dict[tuple[str, str, TinyLMConfig], RunResult] = {}
 
@@ -85,7 +86,7 @@ def sequential(tinylm_config: TinyLMConfig) -> Callable[..., RunResult]:
         config = config or tinylm_config
         key = (loss.name, task, config)
         if key not in done:
-            done[key] = run_tinylm(loss, task=task, seed=0, config=config)
+            done[key] = run_tinylm(loss, task=task, seed=0, config=config, cache_dir=tinylm_cache)
         return done[key]
 
     return get
@@ -251,10 +252,13 @@ def test_a_population_gets_what_each_sequential_run_gets(
     tinylm_config: TinyLMConfig,
     rebuilt_baselines: dict[str, Loss],
     sequential: Callable[..., RunResult],
+    tinylm_cache: Path,
 ) -> None:
     names = ("dpo", "ipo", "padll", "bco_pair", "hinge")
     losses = [rebuilt_baselines[n] for n in names]
-    results = run_tinylm_population(losses, task="sorting", seed=0, config=tinylm_config)
+    results = run_tinylm_population(
+        losses, task="sorting", seed=0, config=tinylm_config, cache_dir=tinylm_cache
+    )
     for loss, result in zip(losses, results, strict=True):
         alone = sequential(loss, "sorting")
         assert alone.status is RunStatus.DONE and alone.steps == 128
@@ -270,6 +274,7 @@ def test_a_candidate_that_goes_nan_is_masked_without_touching_the_others(
     tinylm_config: TinyLMConfig,
     rebuilt_baselines: dict[str, Loss],
     sequential: Callable[..., RunResult],
+    tinylm_cache: Path,
 ) -> None:
     losses = [
         rebuilt_baselines["dpo"],
@@ -278,7 +283,9 @@ def test_a_candidate_that_goes_nan_is_masked_without_touching_the_others(
         INFINITE_SLOPE,
         rebuilt_baselines["padll"],
     ]
-    results = run_tinylm_population(losses, task="arithmetic", seed=0, config=tinylm_config)
+    results = run_tinylm_population(
+        losses, task="arithmetic", seed=0, config=tinylm_config, cache_dir=tinylm_cache
+    )
     nan, grad = results[1], results[3]
     assert nan.status is RunStatus.NAN_LOSS and nan.metrics == {}
     assert f"loss is non-finite at step {nan.steps + 1} " in nan.reason
@@ -290,16 +297,18 @@ def test_a_candidate_that_goes_nan_is_masked_without_touching_the_others(
 
 
 def test_a_loss_that_breaks_is_an_error_for_it_alone(
-    tinylm_config: TinyLMConfig, sequential: Callable[..., RunResult]
+    tinylm_config: TinyLMConfig, sequential: Callable[..., RunResult], tinylm_cache: Path
 ) -> None:
-    config = replace(tinylm_config, max_steps=6)
+    config = with_fields(tinylm_config, max_steps=6)
     losses = [
         Loss("raises", _raises),
         DPO,
         Loss("scalar", _scalar),
         Loss("reference_only", _reference_only),
     ]
-    results = run_tinylm_population(losses, task="sorting", seed=0, config=config)
+    results = run_tinylm_population(
+        losses, task="sorting", seed=0, config=config, cache_dir=tinylm_cache
+    )
     for loss, result in zip(losses, results, strict=True):
         assert_same_run(result, sequential(loss, "sorting", config))
     assert [r.status for r in results] == [
@@ -312,28 +321,40 @@ def test_a_loss_that_breaks_is_an_error_for_it_alone(
 
 
 def test_population_size_splits_the_losses_without_changing_results(
-    tinylm_config: TinyLMConfig, rebuilt_baselines: dict[str, Loss]
+    tinylm_config: TinyLMConfig, rebuilt_baselines: dict[str, Loss], tinylm_cache: Path
 ) -> None:
-    config = replace(tinylm_config, max_steps=6)
+    config = with_fields(tinylm_config, max_steps=6)
     losses = [rebuilt_baselines[n] for n in ("dpo", "ipo", "bco_pair")]
-    whole = run_tinylm_population(losses, task="sorting", seed=0, config=config)
+    whole = run_tinylm_population(
+        losses, task="sorting", seed=0, config=config, cache_dir=tinylm_cache
+    )
     split = run_tinylm_population(
-        losses, task="sorting", seed=0, config=replace(config, population_size=2)
+        losses,
+        task="sorting",
+        seed=0,
+        config=with_fields(config, population_size=2),
+        cache_dir=tinylm_cache,
     )
     for a, b in zip(whole, split, strict=True):
         assert_same_run(b, a, rel=1e-6)
 
 
 def test_timeouts_and_bad_tasks_are_statuses_for_every_candidate(
-    tinylm_config: TinyLMConfig,
+    tinylm_config: TinyLMConfig, tinylm_cache: Path
 ) -> None:
     losses = [DPO, NAN_AFTER_MOVING]
     timed_out = run_tinylm_population(
-        losses, task="sorting", seed=0, config=replace(tinylm_config, max_seconds=0.0)
+        losses,
+        task="sorting",
+        seed=0,
+        config=with_fields(tinylm_config, max_seconds=0.0),
+        cache_dir=tinylm_cache,
     )
     assert all(r.status is RunStatus.TIMEOUT and r.steps == 0 for r in timed_out)
     assert timed_out[0].reason == "time budget spent before step 1"
-    unknown = run_tinylm_population(losses, task="translation", seed=0, config=tinylm_config)
+    unknown = run_tinylm_population(
+        losses, task="translation", seed=0, config=tinylm_config, cache_dir=tinylm_cache
+    )
     assert all(r.status is RunStatus.ERROR and "choose one of" in r.reason for r in unknown)
     with pytest.raises(ValueError, match="population_size"):
-        replace(tinylm_config, population_size=0)
+        with_fields(tinylm_config, population_size=0)

@@ -17,6 +17,7 @@ from evaluator.tinylm.reference import (
     lr_at,
 )
 from evaluator.tinylm.stage import TASKS, TinyLMConfig
+from tests.evaluator.configs import with_fields
 
 
 def test_second_call_loads_the_cached_weights(tinylm_config: TinyLMConfig, tmp_path: Path) -> None:
@@ -36,14 +37,14 @@ def test_second_call_loads_the_cached_weights(tinylm_config: TinyLMConfig, tmp_p
 
 
 def test_cache_key_covers_task_model_sft_and_seed() -> None:
-    task, config = TASKS["sorting"], TinyLMConfig(cache_dir=Path("."))
+    task, config = TASKS["sorting"], TinyLMConfig()
     key = cache_key(task, config.model, config.sft)
     assert key == cache_key(task, config.model, config.sft)
     assert key != cache_key(TASKS["arithmetic"], config.model, config.sft)
     assert key != cache_key(replace(task, p_correct=0.5), config.model, config.sft)
-    assert key != cache_key(task, replace(config.model, n_layer=3), config.sft)
-    assert key != cache_key(task, config.model, replace(config.sft, max_steps=10))
-    assert key != cache_key(task, config.model, replace(config.sft, seed=1))
+    assert key != cache_key(task, with_fields(config.model, n_layer=3), config.sft)
+    assert key != cache_key(task, config.model, with_fields(config.sft, max_steps=10))
+    assert key != cache_key(task, config.model, with_fields(config.sft, seed=1))
 
 
 def test_cache_key_covers_the_code_that_builds_references(
@@ -60,7 +61,7 @@ def test_cache_key_covers_the_code_that_builds_references(
     monkeypatch.syspath_prepend(str(tmp_path))
     from my_tasks import MySorting  # made by this test
 
-    config = TinyLMConfig(cache_dir=Path("."))
+    config = TinyLMConfig()
     before = cache_key(MySorting(), config.model, config.sft)
     module.write_text(module.read_text() + "# the demonstrator changed\n")
     code_digest.cache_clear()  # a new process would read the files again
@@ -75,3 +76,25 @@ def test_learning_rate_schedule_warms_up_then_decays() -> None:
     assert rates[0] == 0.1 and rates[9] == 1.0
     assert all(a >= b for a, b in itertools.pairwise(rates[9:]))
     assert rates[-1] >= 0.1
+
+
+def test_cache_key_content_is_what_the_dataclass_configs_gave() -> None:
+    # The reference cache is keyed on these dicts: the pydantic configs dump exactly what
+    # `dataclasses.asdict` gave before them, so the same settings name the same content.
+    config = TinyLMConfig()
+    assert config.model.model_dump() == {
+        "arch": "gpt2",
+        "n_layer": 2,
+        "n_head": 4,
+        "n_embd": 64,
+        "n_positions": 32,
+    }
+    assert config.sft.model_dump() == {
+        "learning_rate": 3e-3,
+        "max_steps": 800,
+        "per_device_train_batch_size": 64,
+        "warmup_steps": 50,
+        "num_demonstrations": 8192,
+        "seed": 0,
+    }
+    assert [type(v) for v in config.sft.model_dump().values()] == [float, int, int, int, int, int]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from evaluator.losses import Loss
 from evaluator.results import RunResult, RunStatus
 from evaluator.tinylm.stage import TASKS, TinyLMConfig, run_tinylm
+from tests.evaluator.configs import with_fields
 from tests.evaluator.plain_losses import DPO, NAN_AFTER_MOVING
 
 SEEDS = (0, 1, 2)
@@ -25,13 +26,15 @@ METRICS = {
 
 
 @pytest.fixture(scope="module")
-def dpo_run(tinylm_config: TinyLMConfig) -> Callable[[str, int], RunResult]:
+def dpo_run(tinylm_config: TinyLMConfig, tinylm_cache: Path) -> Callable[[str, int], RunResult]:
     """dpo_run(task, seed) -> the DPO run with the default config, computed once."""
     done: dict[tuple[str, int], RunResult] = {}
 
     def get(task: str, seed: int) -> RunResult:
         if (task, seed) not in done:
-            done[task, seed] = run_tinylm(DPO, task=task, seed=seed, config=tinylm_config)
+            done[task, seed] = run_tinylm(
+                DPO, task=task, seed=seed, config=tinylm_config, cache_dir=tinylm_cache
+            )
         return done[task, seed]
 
     return get
@@ -54,9 +57,9 @@ def test_dpo_beats_the_reference_over_three_seeds(
 
 
 def test_same_seed_same_result_bit_for_bit(
-    dpo_run: Callable[[str, int], RunResult], tinylm_config: TinyLMConfig
+    dpo_run: Callable[[str, int], RunResult], tinylm_config: TinyLMConfig, tinylm_cache: Path
 ) -> None:
-    again = run_tinylm(DPO, task="sorting", seed=1, config=tinylm_config)
+    again = run_tinylm(DPO, task="sorting", seed=1, config=tinylm_config, cache_dir=tinylm_cache)
     first = dpo_run("sorting", 1)
     assert again.losses == first.losses
     assert again.metrics == first.metrics
@@ -65,23 +68,29 @@ def test_same_seed_same_result_bit_for_bit(
     assert other.metrics["reward/ref_mean"] != first.metrics["reward/ref_mean"]  # eval draws
 
 
-def test_nan_loss_is_a_status_without_metrics(tinylm_config: TinyLMConfig) -> None:
-    result = run_tinylm(NAN_AFTER_MOVING, task="arithmetic", seed=0, config=tinylm_config)
+def test_nan_loss_is_a_status_without_metrics(
+    tinylm_config: TinyLMConfig, tinylm_cache: Path
+) -> None:
+    result = run_tinylm(
+        NAN_AFTER_MOVING, task="arithmetic", seed=0, config=tinylm_config, cache_dir=tinylm_cache
+    )
     assert result.status is RunStatus.NAN_LOSS
     assert f"at step {result.steps + 1} " in result.reason
     assert result.metrics == {}
 
 
-def test_runaway_kl_is_diverged(tinylm_config: TinyLMConfig) -> None:
-    config = replace(tinylm_config, max_steps=20, max_kl=0.05)
-    result = run_tinylm(DPO, task="sentiment", seed=0, config=config)
+def test_runaway_kl_is_diverged(tinylm_config: TinyLMConfig, tinylm_cache: Path) -> None:
+    config = with_fields(tinylm_config, max_steps=20, max_kl=0.05)
+    result = run_tinylm(DPO, task="sentiment", seed=0, config=config, cache_dir=tinylm_cache)
     assert result.status is RunStatus.DIVERGED
     assert "above max_kl=0.05" in result.reason
     assert result.metrics == {} and result.steps == 20
 
 
-def test_errors_and_timeouts_are_statuses(tinylm_config: TinyLMConfig) -> None:
-    result = run_tinylm(DPO, task="translation", seed=0, config=tinylm_config)
+def test_errors_and_timeouts_are_statuses(tinylm_config: TinyLMConfig, tinylm_cache: Path) -> None:
+    result = run_tinylm(
+        DPO, task="translation", seed=0, config=tinylm_config, cache_dir=tinylm_cache
+    )
     assert result.status is RunStatus.ERROR and "choose one of" in result.reason
 
     def broken(
@@ -89,19 +98,29 @@ def test_errors_and_timeouts_are_statuses(tinylm_config: TinyLMConfig) -> None:
     ):
         raise ZeroDivisionError("boom")
 
-    result = run_tinylm(Loss("broken", broken), task="arithmetic", seed=0, config=tinylm_config)
+    result = run_tinylm(
+        Loss("broken", broken),
+        task="arithmetic",
+        seed=0,
+        config=tinylm_config,
+        cache_dir=tinylm_cache,
+    )
     assert result.status is RunStatus.ERROR and result.reason == "ZeroDivisionError: boom"
 
     result = run_tinylm(
-        DPO, task="arithmetic", seed=0, config=replace(tinylm_config, max_seconds=0.0)
+        DPO,
+        task="arithmetic",
+        seed=0,
+        config=with_fields(tinylm_config, max_seconds=0.0),
+        cache_dir=tinylm_cache,
     )
     assert result.status is RunStatus.TIMEOUT and result.steps == 0
 
 
 def test_config_is_validated(tinylm_config: TinyLMConfig) -> None:
     with pytest.raises(ValueError, match="label_noise"):
-        replace(tinylm_config, label_noise=0.5)
+        with_fields(tinylm_config, label_noise=0.5)
     with pytest.raises(ValueError, match="per_device_train_batch_size"):
-        replace(tinylm_config, num_train_pairs=8)
+        with_fields(tinylm_config, num_train_pairs=8)
     with pytest.raises(ValueError, match="n_positions"):
-        replace(tinylm_config, max_length=64)
+        with_fields(tinylm_config, max_length=64)
