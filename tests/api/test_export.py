@@ -378,37 +378,29 @@ def test_an_archived_detach_trick_fails_its_own_self_check(
     from tests.sandbox.helpers import graph_data  # our own source, captured in this process
 
     campaign_id = create_campaign(archive, parse_spec(SPEC))
-    graph_json = json.dumps(graph_data(DETACH_TRICK))
-    record = archive.add_candidate(
-        campaign_id=campaign_id, name="shows-dpo", source=DETACH_TRICK, origin="evolve"
-    )
-    archive.update_candidate(
-        record.id,
-        status=CandidateStatus.ACCEPTED,
-        graph_json=graph_json,
-        fingerprint=fingerprint(rebuild_graph(graph_json)),
-    )
-    module = export_module(archive, record.id)
-    path = tmp_path / module.filename
-    path.write_text(module.text, encoding="utf-8")
+
+    def exported(name: str, source: str) -> Path:
+        """`source` archived as accepted with the graph this process captures, then exported."""
+        graph_json = json.dumps(graph_data(source))
+        record = archive.add_candidate(
+            campaign_id=campaign_id, name=name, source=source, origin="evolve"
+        )
+        archive.update_candidate(
+            record.id,
+            status=CandidateStatus.ACCEPTED,
+            graph_json=graph_json,
+            fingerprint=fingerprint(rebuild_graph(graph_json)),
+        )
+        module = export_module(archive, record.id)
+        path = tmp_path / module.filename
+        path.write_text(module.text, encoding="utf-8")
+        return path
+
     with pytest.raises(
         AssertionError, match=r"gradient w\.r\.t\. policy_chosen_logps is .* but the values change"
     ):
-        load(path).self_check()
-    honest = archive.add_candidate(
-        campaign_id=campaign_id, name="dpo", source=BASELINES["dpo"].source, origin="evolve"
-    )
-    honest_json = json.dumps(graph_data(BASELINES["dpo"].source))
-    archive.update_candidate(
-        honest.id,
-        status=CandidateStatus.ACCEPTED,
-        graph_json=honest_json,
-        fingerprint=fingerprint(rebuild_graph(honest_json)),
-    )
-    module = export_module(archive, honest.id)
-    path = tmp_path / module.filename
-    path.write_text(module.text, encoding="utf-8")
-    load(path).self_check()
+        load(exported("shows-dpo", DETACH_TRICK)).self_check()
+    load(exported("dpo", BASELINES["dpo"].source)).self_check()
 
 
 def test_the_module_imports_and_checks_itself_without_trl(exported: dict[str, Path]) -> None:
