@@ -343,6 +343,18 @@ def test_a_bad_spec_shows_the_field_error(tab: Tab) -> None:
         expect(error).to_contain_text(re.compile(r"budget\.candidates: .*greater than or equal"))
 
 
+def test_a_stage_config_typo_shows_the_field_as_the_cli_names_it(tab: Tab) -> None:
+    with tab.showing("config-typo") as page:
+        tab.open()
+        expect(page.locator("#spec")).to_have_value(EXAMPLE_SPEC)
+        tab.set_token(TOKEN)
+        page.locator("#spec").fill(EXAMPLE_SPEC.replace("max_steps: 30", "max_step: 30"))
+        page.get_by_role("button", name="Start campaign").click()
+        error = page.locator("#start-form .errors li")
+        expect(error).to_have_count(1)
+        expect(error).to_contain_text("stages.0.config.max_step: unknown field; BanditConfig has")
+
+
 @pytest.mark.parametrize(
     ("spec", "said"),
     [
