@@ -17,8 +17,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --editable '.[dev,hf,postgres]'
 	@touch $(STAMP)
 
+# Two workers: much of the suite waits on subprocesses, Ray and the browser, so a second worker
+# fills the idle core. Tests that share session fixtures stay on one worker (tests/conftest.py).
+TEST_WORKERS ?= 2
+
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25
 
 # The main job: an offline discovery campaign (evolve proposer, SQLite, local Ray, CPU tasks).
 run: install

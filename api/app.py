@@ -27,14 +27,28 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
 from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.boards import Boards
 from api.launcher import Launcher
-from api.routers import campaigns, candidates, events, health, metrics, validate, web
+from api.routers import (
+    campaigns,
+    candidates,
+    compare,
+    events,
+    health,
+    leaderboards,
+    metrics,
+    validate,
+    web,
+)
+from api.schemas import FieldError, ValidationProblem
 from api.settings import Settings
 from discovery import control
 from discovery.archive import Archive, open_archive
@@ -109,7 +123,8 @@ def create_app(settings: Settings, *, launcher: LauncherFactory | None = None) -
     # Server-sent events stay uncompressed (the middleware skips text/event-stream, which a
     # compressor would hold back until its buffer fills).
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
-    for module in (health, campaigns, events, candidates, validate, metrics, web):
+    routers = (health, campaigns, leaderboards, events, candidates, compare, validate, metrics, web)
+    for module in routers:
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
 
@@ -123,7 +138,51 @@ def create_app(settings: Settings, *, launcher: LauncherFactory | None = None) -
                 exc.headers = {**(exc.headers or {}), "Allow": ", ".join(methods)}
         return await http_exception_handler(request, exc)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        # One 422 shape everywhere (ValidationProblem): where, what, which kind; never the
+        # offending input echoed back (it may be a megabyte of spec, or a token).
+        return JSONResponse(
+            jsonable_encoder(validation_problem(exc.errors())),
+            status_code=422,
+        )
+
     return app
+
+
+def validation_problem(errors: Any) -> ValidationProblem:
+    """FastAPI's and pydantic's error entries reduced to the documented fields."""
+    return ValidationProblem(
+        detail=[
+            FieldError(
+                loc=list(e.get("loc", ())), msg=str(e.get("msg", "")), type=str(e.get("type", ""))
+            )
+            for e in errors
+        ]
+    )
+
+
+_PROBLEM_REF = "#/components/schemas/ValidationProblem"
+
+
+def _one_422_shape(schema: dict[str, Any]) -> None:
+    """Every operation's 422 is a ValidationProblem, and FastAPI's own HTTPValidationError and
+    ValidationError (never sent: the handler above answers instead) leave the document."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in (ValidationProblem, FieldError):
+        if model.__name__ not in components:
+            found = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(found.pop("$defs", {}))
+            components[model.__name__] = found
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            response = operation.get("responses", {}).get("422")
+            if response is not None:
+                response["content"] = {"application/json": {"schema": {"$ref": _PROBLEM_REF}}}
+                if response.get("description") in (None, "", "Validation Error"):
+                    response["description"] = "A bad field or parameter, named."
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -143,6 +202,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         for operation in (op for path in schema["paths"].values() for op in path.values()):
             if operation.get("security"):
                 operation["security"] = [{}, *operation["security"]]
+        _one_422_shape(schema)
         app.openapi_schema = schema
     return app.openapi_schema
 

@@ -9,8 +9,10 @@ whether it is still current, and it is recomputed only if not. So readers see re
 `max_age_s`. One lock per campaign, so fifty readers arriving together compute it once; while it
 is recomputed, the others get the previous board rather than wait.
 
-What a board holds is discovery.service.leaderboard's; this module only caches it and encodes
-its rows for the routers.
+What a board holds is discovery.service.board_query's (rows with their ranks and islands, the
+campaign's lean scores, what each stage's score measures); this module caches it, encodes its
+rows for the routers, and serves pages of it sorted and filtered (`BoardQuery`), with per-task
+scores computed once per candidate when first asked for.
 """
 
 from __future__ import annotations
@@ -20,34 +22,103 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from discovery.archive import Archive
 from discovery.scores import LeaderboardRow, ProxyValidity
-from discovery.service.leaderboard import campaign_report
+from discovery.service.board_query import (
+    BoardData,
+    BoardQuery,
+    RankedRow,
+    read_board,
+    select,
+    task_columns,
+    task_scores,
+)
 
 
 @dataclass(frozen=True)
 class Board:
     stamp: tuple[int, str]
-    rows: list[LeaderboardRow]
-    validity: ProxyValidity  # Spearman's rho: public vs held-out, and between stages
+    data: BoardData
     by_id: dict[int, tuple[int, LeaderboardRow]]  # candidate id -> (rank, row)
-    encoded: list[bytes]  # each row as JSON with its rank, encoded once for every page served
-    scored: list[bytes]  # the encoded rows with a score, public or held-out (their ranks kept)
+    encoded: dict[int, bytes]  # candidate id -> its row as JSON, encoded once for every page
+    # candidate id -> its per-task scores as JSON-ready dicts, computed when first asked for
+    _tasks: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False)
+
+    @property
+    def rows(self) -> list[LeaderboardRow]:
+        """The rows in rank order."""
+        return [r.row for r in self.data.rows]
+
+    @property
+    def validity(self) -> ProxyValidity:
+        """Spearman's rho: public vs held-out, and between stages."""
+        return self.data.validity
+
+    @property
+    def columns(self) -> list[str]:
+        """The per-task "stage/task" keys: public tasks first, then held-out."""
+        return task_columns(self.data.stages)
+
+    def select(self, query: BoardQuery) -> list[RankedRow]:
+        return select(self.data.rows, query, self.data.stages)
+
+    def tasks_of(self, candidate_id: int) -> dict[str, Any]:
+        """The candidate's per-task scores ("stage/task" -> score, low, high, n, held_out)."""
+        if candidate_id not in self._tasks:
+            scores = task_scores(self.data.scores.get(candidate_id, []), self.data.stages)
+            self._tasks[candidate_id] = finite({k: v.as_dict() for k, v in scores.items()})
+        return self._tasks[candidate_id]
+
+    def page_rows(
+        self, query: BoardQuery, *, offset: int, limit: int, tasks: bool = False
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """(rows after filtering, the page's rows as JSON-ready dicts)."""
+        kept = self.select(query)
+        page = kept[offset : offset + limit]
+        rows = [finite(r.as_dict()) for r in page]
+        if tasks:
+            for row in rows:
+                row["tasks"] = self.tasks_of(row["id"])
+        return len(kept), rows
 
     def page_json(
-        self, campaign_id: int, *, offset: int, limit: int, scored: bool = False
+        self,
+        campaign_id: int,
+        *,
+        offset: int,
+        limit: int,
+        scored: bool = False,
+        query: BoardQuery | None = None,
+        tasks: bool = False,
     ) -> bytes:
-        """A LeaderboardPage as JSON, joined from the pre-encoded rows (`scored`: only those
-        with a score)."""
-        encoded = self.scored if scored else self.encoded
+        """A LeaderboardPage as JSON. Without per-task scores it is joined from the
+        pre-encoded rows (the hot path); `scored` keeps only rows with a score."""
+        query = query or BoardQuery(scored=scored)
+        kept = self.select(query)
+        page = kept[offset : offset + limit]
         head = json.dumps(
-            {"campaign_id": campaign_id, "total": len(encoded), "offset": offset, "limit": limit}
+            {
+                "campaign_id": campaign_id,
+                "total": len(kept),
+                "offset": offset,
+                "limit": limit,
+                "metrics": self.data.metrics,
+                "columns": self.columns if tasks else [],
+            }
         )
-        rows = b",".join(encoded[offset : offset + limit])
-        return head[:-1].encode() + b', "rows": [' + rows + b"]}"
+        if tasks:
+            encoded = [
+                json.dumps(
+                    {**finite(r.as_dict()), "tasks": self.tasks_of(r.row.id)}, allow_nan=False
+                ).encode()
+                for r in page
+            ]
+        else:
+            encoded = [self.encoded[r.row.id] for r in page]
+        return head[:-1].encode() + b', "rows": [' + b",".join(encoded) + b"]}"
 
 
 class Boards:
@@ -99,16 +170,15 @@ class Boards:
             lock.release()
 
     def _compute(self, campaign_id: int, stamp: tuple[int, str]) -> Board:
-        rows, validity = campaign_report(self.archive, campaign_id)
-        ranked = [dict(rank=rank, **row.as_dict()) for rank, row in enumerate(rows, 1)]
-        encoded = [json.dumps(finite(r), allow_nan=False).encode() for r in ranked]
+        data = read_board(self.archive, campaign_id)
         return Board(
             stamp=stamp,
-            rows=rows,
-            validity=validity,
-            by_id={row.id: (rank, row) for rank, row in enumerate(rows, 1)},
-            encoded=encoded,
-            scored=[e for e, row in zip(encoded, rows, strict=True) if row.has_score],
+            data=data,
+            by_id={r.row.id: (r.rank, r.row) for r in data.rows},
+            encoded={
+                r.row.id: json.dumps(finite(r.as_dict()), allow_nan=False).encode()
+                for r in data.rows
+            },
         )
 
 

@@ -1,4 +1,5 @@
-"""Archive records turned into the API's shapes (schemas.py): campaigns, candidates, plot series.
+"""Archive records turned into the API's shapes (schemas.py): campaigns and candidates (plot
+series are plots.py's).
 
 Reads only; every number comes from stored evaluations. Values that JSON cannot carry (NaN, inf
 in a failed run's metrics) become null rather than an error.
@@ -6,21 +7,19 @@ in a failed run's metrics) become null rather than an error.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from api import render, schemas
 from api.boards import Board, Boards, finite
+from discovery import control
 from discovery.archive import (
     Archive,
     CampaignRecord,
+    CampaignStatus,
     CandidateRecord,
     CandidateStatus,
-    CandidateSummary,
     EvaluationRecord,
-    EvaluationStatus,
-    NotFoundError,
 )
 from discovery.scores import LeaderboardRow
 from discovery.service.leaderboard import held_out_tasks
@@ -34,15 +33,26 @@ _LINEAGE_DEPTH = 8
 def campaigns(archive: Archive, *, running: Callable[[int], bool]) -> list[schemas.Campaign]:
     """Every campaign, newest first, with their candidate counts read in one query."""
     counts = archive.count_candidates_by_campaign()
+    baselines = archive.count_baselines_by_campaign()
     return [
-        schemas.Campaign(**_campaign_fields(r, running=running(r.id), counts=counts.get(r.id, {})))
+        schemas.Campaign(
+            **_campaign_fields(
+                r,
+                running=running(r.id),
+                counts=counts.get(r.id, {}),
+                baselines=baselines.get(r.id, 0),
+            )
+        )
         for r in archive.list_campaigns()
     ]
 
 
 def campaign(archive: Archive, record: CampaignRecord, *, running: bool) -> schemas.Campaign:
     counts = archive.count_candidates(campaign_id=record.id)
-    return schemas.Campaign(**_campaign_fields(record, running=running, counts=counts))
+    baselines = archive.count_baselines_by_campaign(record.id).get(record.id, 0)
+    return schemas.Campaign(
+        **_campaign_fields(record, running=running, counts=counts, baselines=baselines)
+    )
 
 
 def campaign_detail(
@@ -50,13 +60,34 @@ def campaign_detail(
 ) -> schemas.CampaignDetail:
     return schemas.CampaignDetail(
         **_campaign_fields(
-            record, running=running, counts=archive.count_candidates(campaign_id=record.id)
+            record,
+            running=running,
+            counts=archive.count_candidates(campaign_id=record.id),
+            baselines=sum(r.origin == "baseline" for r in board.rows),
         ),
         spec=record.spec,
         stages=[s.name for s in parse_spec(record.spec).stages],
         best=_best(board),
         confirmed=sum(r.origin != "baseline" and r.confirmation == "confirmed" for r in board.rows),
         validity=schemas.ProxyValidity(**finite(board.validity.as_dict())),
+        live=_live(record.live),
+        actions=actions(record.status),
+    )
+
+
+def actions(status: CampaignStatus) -> schemas.Actions:
+    """Which controls a campaign in `status` accepts (discovery/control.py's rules)."""
+    return schemas.Actions(**control.allowed_actions(status))
+
+
+def _live(live: Mapping[str, Any] | None) -> schemas.LiveState | None:
+    if not live:
+        return None
+    return schemas.LiveState(
+        phase=live.get("phase"),
+        queue_depth=live.get("queue_depth"),
+        in_flight=live.get("in_flight"),
+        updated_at=live.get("updated_at"),
     )
 
 
@@ -75,7 +106,7 @@ def _best(board: Board) -> schemas.Best | None:
 
 
 def _campaign_fields(
-    record: CampaignRecord, *, running: bool, counts: Mapping[CandidateStatus, int]
+    record: CampaignRecord, *, running: bool, counts: Mapping[CandidateStatus, int], baselines: int
 ) -> dict[str, Any]:
     spec_budget = record.spec.get("budget", {}) if isinstance(record.spec, dict) else {}
     return {
@@ -92,6 +123,8 @@ def _campaign_fields(
             limits={k: float(v) for k, v in spec_budget.items() if v is not None},
         ),
         "counts": {str(k): v for k, v in counts.items()},
+        "proposed": sum(counts.values()) - baselines,
+        "baselines": baselines,
         "running": running,
         "owner": _owner(record),
     }
@@ -110,8 +143,10 @@ def _owner(record: CampaignRecord) -> schemas.Owner | None:
     )
 
 
-def leaderboard_row(rank: int, row: LeaderboardRow) -> schemas.LeaderboardRow:
-    return schemas.LeaderboardRow(rank=rank, **finite(row.as_dict()))
+def leaderboard_row(
+    rank: int, row: LeaderboardRow, *, island: int | None = None
+) -> schemas.LeaderboardRow:
+    return schemas.LeaderboardRow(rank=rank, island=island, **finite(row.as_dict()))
 
 
 def candidate_detail(
@@ -130,7 +165,8 @@ def candidate_detail(
                 parent=f"#{parent[0].id} {parent[0].name}",
                 child=f"#{record.id} {record.name}",
             )
-    ranked = boards.get(record.campaign_id).by_id.get(record.id)
+    board = boards.get(record.campaign_id)
+    ranked = board.by_id.get(record.id)
     return schemas.CandidateDetail(
         id=record.id,
         campaign_id=record.campaign_id,
@@ -138,6 +174,7 @@ def candidate_detail(
         thought=record.thought,
         origin=record.origin,
         status=str(record.status),
+        summary=summary(record, ranked[1] if ranked else None, board.data.metrics),
         reason=record.reason,
         source=record.source,
         canonical_code=record.canonical_code,
@@ -164,8 +201,40 @@ def candidate_detail(
             _evaluation(e, held_out=e.task in held.get(e.stage, set()))
             for e in archive.list_evaluations(candidate_id=record.id)
         ],
-        row=leaderboard_row(*ranked) if ranked is not None else None,
+        row=leaderboard_row(*ranked, island=record.island) if ranked is not None else None,
     )
+
+
+_WAITING = {
+    CandidateStatus.PROPOSED: "proposed: waiting for the sandbox",
+    CandidateStatus.ACCEPTED: "accepted by the sandbox: waiting for or in evaluation",
+}
+
+
+def summary(
+    record: CandidateRecord, row: LeaderboardRow | None, metrics: Mapping[str, Mapping[str, str]]
+) -> str:
+    """One line that is true for the candidate's status (a duplicate was never trained, so its
+    sandbox verdict "accepted" is not the line to show)."""
+    status = record.status
+    if status is CandidateStatus.DUPLICATE:
+        of = (
+            f"#{record.duplicate_of}" if record.duplicate_of is not None else "an earlier candidate"
+        )
+        return f"duplicate of {of} (same behaviour): not trained"
+    if status is CandidateStatus.REJECTED:
+        return f"rejected by the sandbox: {record.reason or 'no reason recorded'}"
+    if status in _WAITING:
+        return _WAITING[status]
+    if status in (CandidateStatus.FAILED, CandidateStatus.UNSCORED):
+        return f"{str(status).lower()}: {record.reason or 'no reason recorded'}"
+    if row is not None and row.stage is not None and row.score is not None:
+        metric = metrics.get(row.stage, {}).get("name", "score vs DPO")
+        return (
+            f"evaluated up to {row.stage}: {row.score:+.4f} ({metric}, {row.seeds} seeds), "
+            f"{row.confirmation}"
+        )
+    return "evaluated: no score vs DPO yet"
 
 
 def _evaluation(e: EvaluationRecord, *, held_out: bool) -> schemas.EvaluationOut:
@@ -209,98 +278,3 @@ def _lineage(archive: Archive, record: CandidateRecord) -> list[tuple[CandidateR
         following = (pid for parent in parents for pid in parent.parent_ids)
         frontier = [pid for pid in dict.fromkeys(following) if pid not in seen]
     return out
-
-
-def series(archive: Archive, record: CampaignRecord, stage: str | None) -> schemas.Series:
-    """Plot data of one stage: the best proposed score over time, and reward vs KL."""
-    spec = parse_spec(record.spec)
-    names = [s.name for s in spec.stages]
-    chosen = stage or names[0]
-    if chosen not in names:
-        raise NotFoundError(f"campaign {record.id} has no stage {chosen!r}; its stages: {names}")
-    held = held_out_tasks(record.spec).get(chosen, set())
-    candidates = {c.id: c for c in archive.candidate_summaries(campaign_id=record.id)}
-    evaluations = [
-        e
-        for e in archive.list_evaluations(campaign_id=record.id, status=EvaluationStatus.DONE)
-        if e.stage == chosen and e.task not in held
-    ]
-    reward_metric = _reward_metric(evaluations)
-    return schemas.Series(
-        stage=chosen,
-        reward_metric=reward_metric,
-        kl_metric=_KL_METRIC,
-        best_over_time=_best_over_time(record, candidates, evaluations),
-        reward_kl=_reward_kl(candidates, evaluations, reward_metric),
-    )
-
-
-def _reward_metric(evaluations: Iterable[EvaluationRecord]) -> str:
-    present = {name for e in evaluations for name in e.metrics}
-    return next((m for m in _REWARD_METRICS if m in present), _REWARD_METRICS[0])
-
-
-def _best_over_time(
-    record: CampaignRecord,
-    candidates: dict[int, CandidateSummary],
-    evaluations: Sequence[EvaluationRecord],
-) -> list[schemas.BestPoint]:
-    """A point each time a proposed candidate's mean score so far beats the best before it.
-
-    Scores here are per run (one task, one seed) averaged over the runs finished by that time,
-    so the curve can be drawn from the evaluations alone, in the order they finished.
-    """
-    runs: dict[int, list[float]] = {}
-    best = -math.inf
-    points = []
-    ordered = sorted(
-        (e for e in evaluations if e.score is not None and e.finished_at is not None),
-        key=lambda e: e.finished_at,  # type: ignore[arg-type,return-value]
-    )
-    for e in ordered:
-        candidate = candidates.get(e.candidate_id)
-        if candidate is None or candidate.origin == "baseline" or not math.isfinite(e.score):  # type: ignore[arg-type]
-            continue
-        runs.setdefault(e.candidate_id, []).append(float(e.score))  # type: ignore[arg-type]
-        mean = sum(runs[e.candidate_id]) / len(runs[e.candidate_id])
-        if mean > best:
-            best = mean
-            points.append(
-                schemas.BestPoint(
-                    time=e.finished_at,  # type: ignore[arg-type]
-                    seconds=(e.finished_at - record.created_at).total_seconds(),  # type: ignore[operator]
-                    candidate_id=candidate.id,
-                    name=candidate.name,
-                    score=mean,
-                )
-            )
-    return points
-
-
-def _reward_kl(
-    candidates: dict[int, CandidateSummary],
-    evaluations: Sequence[EvaluationRecord],
-    reward_metric: str,
-) -> list[schemas.RewardKLPoint]:
-    sums: dict[int, list[tuple[float, float]]] = {}
-    for e in evaluations:
-        reward, kl = e.metrics.get(reward_metric), e.metrics.get(_KL_METRIC)
-        numbers = isinstance(reward, int | float) and isinstance(kl, int | float)
-        if numbers and math.isfinite(reward) and math.isfinite(kl):
-            sums.setdefault(e.candidate_id, []).append((float(reward), float(kl)))
-    points = []
-    for cid, values in sums.items():
-        candidate = candidates.get(cid)
-        if candidate is None:
-            continue
-        points.append(
-            schemas.RewardKLPoint(
-                candidate_id=cid,
-                name=candidate.name,
-                origin=candidate.origin,
-                baseline=candidate.origin == "baseline",
-                reward=sum(r for r, _ in values) / len(values),
-                kl=sum(k for _, k in values) / len(values),
-            )
-        )
-    return points

@@ -25,6 +25,18 @@ _CANCELLABLE = (
 _RESUMABLE = (CampaignStatus.PAUSED, CampaignStatus.FAILED, CampaignStatus.INTERRUPTED)
 
 
+def allowed_actions(status: CampaignStatus) -> dict[str, bool]:
+    """Which requests a campaign shown as `status` accepts: pause, resume, cancel. INTERRUPTED
+    is a stored RUNNING whose engine is gone, so it can be paused and cancelled like one, and
+    resumed."""
+    stored = CampaignStatus.RUNNING if status is CampaignStatus.INTERRUPTED else status
+    return {
+        "pause": stored in _PAUSABLE,
+        "resume": status in _RESUMABLE,
+        "cancel": stored in _CANCELLABLE,
+    }
+
+
 class ControlError(Exception):
     """A request that the campaign's status does not allow (HTTP 409)."""
 

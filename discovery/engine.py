@@ -37,6 +37,10 @@ past the store's retry window stops without writing (DatabaseUnavailableError) a
 reads INTERRUPTED once its lease expires. A stop releases the lease in the transaction that writes
 the final status and its `finish` event.
 
+Progress: entering each step of its life the engine writes a `phase` event (baselines,
+reference, proposing, finishing, stopping; the runner writes `backend` before Ray starts), and it
+hands its queue's size to the lease keeper, whose heartbeat stores it as the campaign's `live`.
+
 The proposer sees public metrics only: parents and inspirations carry the means of their runs on
 public tasks (scores.public_metrics); held-out tasks never reach a `ProposalContext`.
 """
@@ -149,6 +153,7 @@ class Engine:
         self.retries = Retries()  # which failed runs go again, and how often (retries.py)
         self._proposals = 0  # proposal calls so far, resumes included (islands take turns)
         self._notified_at = float("-inf")
+        self._phase_now: str | None = None  # the phase last entered (see `_phase`)
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -181,6 +186,7 @@ class Engine:
                 proposing = False
             proposed = False
             if proposing and self._first_stage_open() < self.spec.max_in_flight:
+                self._phase("proposing", "proposing candidates while their evaluations run")
                 try:
                     new = self._propose_round()
                 except ProposerUnavailable as exc:
@@ -201,6 +207,9 @@ class Engine:
             self._collect(timeout_s=0.0 if proposed else _WAIT_S)
             self.budget.save()
             self._notify()
+            self._report_live()
+            if not proposing:
+                self._phase("finishing", "no more proposals: finishing the queued evaluations")
             if not proposing and not self.evaluations.pending():
                 actions = self.cascade.final_pass()
                 if actions:
@@ -238,11 +247,16 @@ class Engine:
         self.ledger.put_evaluations(self.archive.list_evaluations(campaign_id=self.campaign_id))
         self._proposals = self.archive.count_events(campaign_id=self.campaign_id, kind="proposal")
         self.budget.start(campaign.budget_used)
+        names = ", ".join(dict.fromkeys(["dpo", *self.spec.baselines]))
+        self._phase("baselines", f"validating the baselines ({names}) in the sandbox")
         self._ensure_baselines()
+        # Until the first proposal the workers start and run these: they fill the queue.
+        self._phase("reference", "running DPO and the baselines: every score is paired with them")
         self._recover()
         return True
 
     def _stop(self, status: CampaignStatus, reason: str, requested: bool = False) -> CampaignStatus:
+        self._phase("stopping", f"{status.lower()}: {reason}; stopping the workers")
         open_ids = self.evaluations.close()  # kills what runs; its rows stay PENDING, resumable
         if status is CampaignStatus.CANCELLED:
             for evaluation_id in open_ids:
@@ -394,6 +408,7 @@ class Engine:
                 timings={"seconds": result.seconds, **result.timings},
                 reason=result.reason,
                 event=NewEvent(self.campaign_id, "evaluation", payload),
+                curves=result.curves,  # for the per-evaluation view; selection never reads them
             )
         )
         self.budget.add_compute(result.seconds)
@@ -553,3 +568,20 @@ class Engine:
 
     def _event(self, kind: str, payload: dict[str, object]) -> None:
         self.archive.append_event(campaign_id=self.campaign_id, kind=kind, payload=payload)
+
+    def _phase(self, name: str, detail: str) -> None:
+        """Enter a phase: a `phase` event for the readers, and the lease's live state (the next
+        heartbeat writes it). Entering the phase it is in does nothing."""
+        if name == self._phase_now:
+            return
+        self._phase_now = name
+        self._event("phase", {"phase": name, "detail": detail})
+        if self.lease is not None:
+            self.lease.report(phase=name)
+
+    def _report_live(self) -> None:
+        """Jobs waiting and in flight, for the lease's next heartbeat (no write of its own)."""
+        if self.lease is not None:
+            in_flight = self.evaluations.in_flight()
+            waiting = len(self.evaluations.pending()) - in_flight
+            self.lease.report(queue_depth=waiting, in_flight=in_flight)

@@ -13,6 +13,10 @@ anyway), or the process that launched this engine (`lossforge serve`) died, so n
 any more: the engine pauses itself rather than run on unwatched. A lease held by a process that
 is gone from this very host is taken over at once instead of after the TTL.
 
+The keeper also carries what the engine is doing (`report`: its phase, jobs waiting, jobs in
+flight) onto the campaign row with each heartbeat, in the heartbeat's own UPDATE: a live view of
+the campaign at no extra write per job. Giving the lease up clears it.
+
 It does not decide what a stop writes (engine.py does).
 """
 
@@ -24,6 +28,8 @@ import socket
 import threading
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 import psutil
 
@@ -97,6 +103,23 @@ class LeaseKeeper:
         self.orphaned: str | None = None  # set when the launching server died
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # What `report` last said, written by the next heartbeat (None: nothing reported yet).
+        # Replaced whole, never mutated, so the heartbeat thread reads one consistent dict.
+        self._live: dict[str, Any] | None = None
+
+    def report(
+        self,
+        *,
+        phase: str | None = None,
+        queue_depth: int | None = None,
+        in_flight: int | None = None,
+    ) -> None:
+        """Update what the next heartbeat writes to `campaigns.live`; fields left None keep their
+        last value. No database write happens here, so the engine may call it every step."""
+        given = {"phase": phase, "queue_depth": queue_depth, "in_flight": in_flight}
+        last = self._live or {"phase": None, "queue_depth": 0, "in_flight": 0}
+        live = {**last, **{key: value for key, value in given.items() if value is not None}}
+        self._live = live
 
     def start(self) -> None:
         self._thread = threading.Thread(
@@ -114,7 +137,10 @@ class LeaseKeeper:
                     f"`lossforge run --resume {self.campaign_id}`"
                 )
             try:
-                held = self.archive.renew_lease(self.campaign_id, self.owner)
+                live = self._live
+                if live is not None:
+                    live = {**live, "updated_at": datetime.now(UTC).isoformat()}
+                held = self.archive.renew_lease(self.campaign_id, self.owner, live=live)
             except Exception as exc:  # a thread boundary: the engine's own writes decide
                 if not failing:  # the store's retry window speaks for an outage; no second line
                     log.debug("campaign %s: lease heartbeat failed: %s", self.campaign_id, exc)

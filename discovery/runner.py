@@ -7,9 +7,10 @@ settings are incomplete raises `ProposerConfigError` before Ray or the sandbox s
 
 The campaign's lease is taken first (lease.py), before anything slow starts: a second engine is
 refused at once (LeaseHeldError, naming the owner). The engine then writes through an archive
-fenced by that lease and retrying transient database errors for `db_retry_s`. An engine that lost
-its lease, or whose database stayed away, writes nothing more on its way out (LeaseLostError,
-DatabaseUnavailableError propagate to the entry point, which prints one line).
+fenced by that lease and retrying transient database errors for `db_retry_s`. Starting Ray and
+the sandbox is the slowest step of a start: a `phase` event says so before it begins. An engine
+that lost its lease, or whose database stayed away, writes nothing more on its way out
+(LeaseLostError, DatabaseUnavailableError propagate to the entry point, which prints one line).
 """
 
 from __future__ import annotations
@@ -188,7 +189,17 @@ def _run_owned(
     )
     try:
         # Ray and the sandbox each take seconds to start: start them side by side, and let Ray's
-        # workers import the evaluator meanwhile.
+        # workers import the evaluator meanwhile. The slowest part of a start: say so first.
+        where = config.ray_address or "a local instance"
+        archive.append_event(
+            campaign_id=campaign_id,
+            kind="phase",
+            payload={
+                "phase": "backend",
+                "detail": f"starting the evaluation backend (Ray, {where}) and the sandbox",
+            },
+        )
+        keeper.report(phase="backend")
         with ThreadPoolExecutor(max_workers=1) as pool:
             sandbox_started = pool.submit(sandbox.start)
             dispatcher.start()

@@ -104,6 +104,7 @@ class CampaignStore(Protocol):
         metrics: dict[str, Any] | None = None,
         timings: dict[str, float] | None = None,
         reason: str | None = None,
+        curves: dict[str, list[float | None]] | None = None,
         event: NewEvent | None = None,
     ) -> EvaluationRecord: ...
 

@@ -27,6 +27,7 @@ _EXPORTS = {
     "parse_stage_config": "evaluator.stage_configs",
     "config_error": "evaluator.config_base",
     "stage_tasks": "evaluator.catalogue",
+    "stage_metric": "evaluator.catalogue",
     # jobs and results
     "EvalJob": "evaluator.job",
     "StageName": "evaluator.job",
@@ -93,6 +94,7 @@ __all__ = [
     "pooled",
     "score_metric",
     "spearman",
+    "stage_metric",
     "stage_tasks",
     "stage_timeout",
     "summarize",
@@ -101,7 +103,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from evaluator.baselines import BASELINES
-    from evaluator.catalogue import stage_tasks
+    from evaluator.catalogue import stage_metric, stage_tasks
     from evaluator.compare import TaskComparison, plan, pooled, summarize
     from evaluator.config_base import config_error
     from evaluator.dispatch import DispatchConfig, RayDispatcher

@@ -120,19 +120,26 @@ class RayDispatcher:
     def start(self) -> None:
         if ray.is_initialized():
             return
+        # Quiet: Ray's INFO lines ("Started a local Ray instance") and its workers' output would
+        # print into the CLI's live table. Nothing is lost: a task's failure reaches `collect` as
+        # an exception from `ray.get`, never through the workers' logs.
+        quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
         if self.config.address:
             self.check()
             try:
-                ray.init(address=self.config.address, log_to_driver=False)
+                ray.init(address=self.config.address, **quiet)
             except (ConnectionError, RuntimeError, RayError) as exc:
                 raise cluster.unavailable(self.config.address, exc) from None
         else:
+            # Token authentication set up as Ray would (its token, where one exists), but
+            # explicitly, which spares the warning Ray prints when it turns it on by itself.
+            cluster.prepare_auth(None)
             ray.init(
                 num_cpus=self.config.local_num_cpus,
                 include_dashboard=False,
-                log_to_driver=False,
                 # A local instance talks to itself only: keep it on loopback.
                 _node_ip_address="127.0.0.1",
+                **quiet,
             )
             self._started_here = True
 

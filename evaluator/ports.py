@@ -1,8 +1,9 @@
 """The evaluator's two small interfaces: what discovery asks of it, and what runs the jobs.
 
 `Evaluations` is the port the discovery engine talks to: submit a job under the caller's key,
-collect finished results by key, close. The job queue (queue.py) implements it over a `Backend`,
-which runs jobs or batches of jobs somewhere (Ray: dispatch.py; a test may run them in-process).
+collect finished results by key, count what is open and how much of it runs (`pending`,
+`in_flight`), close. The job queue (queue.py) implements it over a `Backend`, which runs jobs or
+batches of jobs somewhere (Ray: dispatch.py; a test may run them in-process).
 Both speak plain data (`EvalJob` in, `RunResult` out); neither stores anything.
 
 Importing this module is light: no torch, no Ray.
@@ -33,6 +34,10 @@ class Evaluations(Protocol):
 
     def pending(self) -> list[tuple[int, EvalJob]]:
         """(key, job) of every job submitted and not collected yet."""
+        ...
+
+    def in_flight(self) -> int:
+        """How many of the `pending` jobs were sent to the workers (the others wait their turn)."""
         ...
 
     def close(self) -> list[int]:

@@ -58,6 +58,10 @@ class JobQueue:
         """(key, job) of every open job."""
         return [(e.key, e.job) for e in self._open.values()]
 
+    def in_flight(self) -> int:
+        """Open jobs sent to the backend (running, or queued there); the rest wait here."""
+        return sum(1 for e in self._open.values() if e.batch is not None)
+
     def submit(self, job: EvalJob, key: int, *, dpo: bool, stage_index: int) -> None:
         rank = (0 if dpo else 1, -stage_index, job.seed, next(self._order))
         entry = _Entry(job, key, rank)

@@ -2,15 +2,30 @@
 
 `RunStatus` values are the strings the archive stores in `evaluations.status`. A run that fails
 carries its reason (and the steps it completed) and no metrics that selection could mistake for
-fitness. `LLMCall` is one request to a model, as the archive's `llm_calls` table stores it: the hf
+fitness. A run's training curves (`training_curves`) are what the archive stores in
+`evaluations.curves` for the web page's per-evaluation view; they never feed selection.
+`LLMCall` is one request to a model, as the archive's `llm_calls` table stores it: the hf
 judge's calls ride on a run's result, a proposer's go to its recorder; both are this one record.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
+
+# Keys of `RunResult.curves`. "step" holds the optimizer step (1-based, an int) of each point;
+# the others one value per point, None where it was not finite (JSON null in the archive).
+CURVE_STEP = "step"
+CURVE_LOSS = "loss"  # mean training loss of the step's batch
+CURVE_MARGIN = "rewards/margins"  # batch mean of beta*((pi_c - ref_c) - (pi_r - ref_r)), TRL's name
+CURVE_KL = "kl/ref"  # the stage's per-step KL estimate to the reference (see each stage)
+# A run with more steps keeps every k-th step (and always its last), k as small as fits.
+MAX_CURVE_POINTS = 200
+
+Curves = dict[str, list[float | None]]
 
 
 class RunStatus(StrEnum):
@@ -38,6 +53,12 @@ class LLMCall:
     cost_usd: float  # at the price table's price; 0 for a failed request
     latency_s: float
     error: str | None = None  # None for a reply; else what went wrong (never a secret)
+    # The transcript: the messages as sent ({"role", "content"} each: no key is ever in them),
+    # the reply's text (None for a failed request), and the messages' hash (the `prompt_hash`
+    # a candidate's provenance names: sha256 of their JSON, 16 hex). None where not kept (judge).
+    messages: tuple[dict[str, str], ...] | None = None
+    reply: str | None = None
+    prompt_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,9 +76,38 @@ class RunResult:
     # LLM requests the run made (the hf stage's judge), whatever its status: stored by the
     # engine so they count toward the campaign's budget.
     llm_calls: list[LLMCall] = field(default_factory=list)
+    # Per-step training curves ({} when the stage records none): see `training_curves`.
+    curves: Curves = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.status is RunStatus.DONE and self.reason is not None:
             raise ValueError("a DONE run carries no failure reason")
         if self.status is not RunStatus.DONE and not self.reason:
             raise ValueError(f"a {self.status} run must say why")
+
+
+def training_curves(
+    steps: Sequence[int],
+    series: Mapping[str, Sequence[float]],
+    max_points: int = MAX_CURVE_POINTS,
+) -> Curves:
+    """A run's curves from one value per step of each series: at most `max_points` points
+    (every k-th step and the last), non-finite values as None; {} for a run with no steps."""
+    n = len(steps)
+    for name, values in series.items():
+        if len(values) != n:
+            raise ValueError(f"curve {name!r} has {len(values)} points for {n} steps")
+    if n == 0:
+        return {}
+    every = -(-n // max_points)  # ceil: floor(n / every) <= max_points, the last point included
+    keep = list(range(every - 1, n, every))
+    if keep[-1] != n - 1:  # then n is no multiple of `every`, so fewer than max_points so far
+        keep.append(n - 1)
+    curves: Curves = {CURVE_STEP: [int(steps[i]) for i in keep]}
+    for name, values in series.items():
+        curves[name] = [_finite(float(values[i])) for i in keep]
+    return curves
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None

@@ -23,6 +23,7 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from discovery.archive import Archive, open_archive
+from tests.ray_head import Cluster, ray_head
 
 POSTGRES_URL = os.environ.get(
     "LOSSFORGE_TEST_POSTGRES_URL", "postgresql+psycopg://127.0.0.1:5432/test"
@@ -90,6 +91,37 @@ def archive(database_url: str) -> Iterator[Archive]:
     store.engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def shared_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One `ray start --head` cluster that the session's lossforge subprocesses may join (pass
+    `shared_ray.client_env()`): a CLI run that starts its own local Ray spends longer starting it
+    than running its jobs. Tests of the local path (no address set) still start their own."""
+    with ray_head(tmp_path_factory.mktemp("shared-ray"), num_cpus=2) as cluster:
+        yield cluster
+
+
+# Folders whose tests share session- or package-scoped fixtures (a sandbox pool, a reference cache,
+# a served campaign, a Ray instance): under pytest-xdist each folder runs on one worker, so those
+# fixtures are built once. Every other module is a group of its own, so its module fixtures are too.
+_SHARED_FIXTURE_FOLDERS = (
+    "tests/sandbox/",
+    "tests/evaluator/tinylm/",
+    "tests/evaluator/hf/",
+    "tests/faults/",
+    "tests/web/",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give each test its xdist group (`make test` runs `pytest -n 2 --dist loadgroup`): its
+    fixture-sharing folder, else its module. Without xdist the marks change nothing."""
+    root = Path(str(config.rootpath))
+    for item in items:
+        path = Path(str(item.path)).relative_to(root).as_posix()
+        group = next((f for f in _SHARED_FIXTURE_FOLDERS if path.startswith(f)), path)
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """One line per database backend, so a CI log shows the PostgreSQL tests ran (none skipped)."""
     counts: dict[str, dict[str, int]] = {b: {} for b in BACKENDS}
@@ -105,3 +137,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         for backend, c in counts.items()
     ]
     terminalreporter.write_line("database backends: " + "; ".join(parts))
+    # Where the browser tests left a screenshot of each view (tests/web/conftest.py writes them
+    # under the run's basetemp, from whichever xdist worker ran them).
+    shots = terminalreporter.config._tmp_path_factory.getbasetemp() / "screenshots"
+    if shots.is_dir() and any(shots.iterdir()):
+        terminalreporter.write_line(f"web page screenshots: {shots}")

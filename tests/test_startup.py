@@ -34,6 +34,7 @@ def test_reading_commands_import_nothing_heavy(tmp_path: Path) -> None:
         ["--help"],
         ["--version"],
         ["leaderboard", "--campaign", str(campaign_id)],
+        ["campaigns"],
         ["show", "1"],  # no such candidate: an error line, still nothing heavy
         ["db", "current"],
         ["run", "typo.yaml"],

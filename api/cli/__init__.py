@@ -23,6 +23,11 @@ from discovery.archive.errors import ArchiveError
 # the commands' modules pull in. tests/test_cli.py checks each help line against its command's.
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "cancel": ("api.cli.run", "cancel", "Cancel a campaign for good."),
+    "campaigns": (
+        "api.cli.campaigns",
+        "campaigns",
+        "Every campaign, newest first: status, candidates proposed, best score vs DPO.",
+    ),
     "db": ("api.cli.db", "db", "Manage the archive database (LOSSFORGE_DATABASE_URL)."),
     "evaluate": (
         "api.cli.evaluate",

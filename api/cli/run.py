@@ -1,8 +1,13 @@
-"""`lossforge run`, `leaderboard`, `show`, `pause`, `cancel`: campaigns from the command line."""
+"""`lossforge run`, `leaderboard`, `show`, `pause`, `cancel`: campaigns from the command line.
+
+While `run` draws its live table, log records go through the same rich console (they print above
+the table instead of breaking it); when it ends it prints the leaderboard's top rows and the
+commands to go on with."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +18,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from api.cli import tables
 from api.settings import Settings
 from discovery import control
 from discovery.archive import (
@@ -35,7 +41,6 @@ from discovery.spec_text import SpecError
 # without paying for them.
 if TYPE_CHECKING:
     from discovery.runner import RunnerConfig
-    from discovery.service.leaderboard import Correlation
 
 
 def _secret(value: SecretStr | None) -> Secret | None:
@@ -142,6 +147,8 @@ def run(
     click.echo(f"campaign {campaign_id}", err=True)
 
     console = Console(stderr=True)
+    if not quiet:
+        _log_through(console)
     start_from = (CampaignStatus.PENDING,) if launched else RESTARTABLE
     # Launched by `lossforge serve`: if that server dies, this engine pauses itself.
     parent_pid = os.getppid() if launched else None
@@ -178,9 +185,26 @@ def run(
     archive = open_archive(settings.database_url, lease_ttl_s=settings.lease_ttl_s)
     reason = archive.get_campaign(campaign_id).reason
     click.echo(f"campaign {campaign_id} {status}: {reason}")
+    if not launched:  # a server's child: its log is no place for a screenful
+        from discovery.service.leaderboard import campaign_leaderboard  # noqa: PLC0415
+
+        rows = campaign_leaderboard(archive, campaign_id)
+        tables.print_run_summary(Console(), campaign_id, rows)
+    archive.engine.dispose()
     stopped_on_request = launched and status is CampaignStatus.CANCELLED
     ok = status in (CampaignStatus.FINISHED, CampaignStatus.PAUSED) or stopped_on_request
     raise SystemExit(0 if ok else 1)
+
+
+def _log_through(console: Console) -> None:
+    """Send every log record through `console`, the one that draws the live table: rich prints
+    them above it rather than into it. The level stays the one the settings chose."""
+    from rich.logging import RichHandler  # noqa: PLC0415 - only a live run needs it
+
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(RichHandler(console=console, show_path=False, log_time_format="%H:%M:%S"))
 
 
 def _read_spec(spec_file: Path) -> CampaignSpec:
@@ -221,81 +245,9 @@ def leaderboard(
     if as_json:
         click.echo(json.dumps([r.as_dict() for _, r in ranked]))
         return
-    table = Table(
-        title=f"campaign {campaign_id} leaderboard: score vs DPO ± 95% interval (n seeds)",
-        caption="public: selection seeds; fresh: held-out tasks on seeds never selected on; "
-        "verdict '-': unconfirmed; baselines dimmed",
-        box=None,
-        padding=(0, 1, 0, 0),  # one space between columns: 80 columns hold every one
-        pad_edge=False,
-    )
-    # At 80 columns the intervals wrap (the n goes below); names, ranks and verdicts do not.
-    for column in ("id", "name", "stage"):
-        table.add_column(column, no_wrap=True, min_width=len(column))
-    for column in ("public", "held-out", "fresh"):
-        table.add_column(column, min_width=14)
-    table.add_column("verdict", no_wrap=True, min_width=9)
-    for _, r in ranked[:limit]:  # in rank order
-        public = (
-            interval(r.score, r.score_low, r.score_high, r.seeds)
-            if r.score is not None
-            else r.status.lower()
-        )
-        table.add_row(
-            str(r.id),
-            r.name,
-            r.stage or "-",
-            public,
-            interval(r.held_out_score, r.held_out_low, r.held_out_high, r.held_out_seeds),
-            interval(
-                r.fresh_held_out_score,
-                r.fresh_held_out_low,
-                r.fresh_held_out_high,
-                r.fresh_held_out_seeds,
-            ),
-            _VERDICT.get(r.confirmation, r.confirmation),
-            style="dim" if r.origin == "baseline" else None,
-        )
     console = Console()
-    console.print(table)
-    confirmed = [r for r in rows if r.origin != "baseline" and r.confirmation == "confirmed"]
-    if confirmed:
-        names = ", ".join(f"#{r.id} {r.name}" for r in confirmed[:5])
-        console.print(f"confirmed discoveries (held-out, fresh seeds, above DPO): {names}")
-    else:
-        console.print(
-            "no confirmed discovery: no proposed loss beats DPO on held-out tasks on fresh "
-            "seeds with its 95% interval above 0"
-        )
-    for stage, c in validity.public_vs_held_out.items():
-        console.print(f"proxy validity at {stage}: Spearman(public, held-out) {correlation(c)}")
-    for pair, c in validity.between_stages.items():
-        console.print(f"stage agreement {pair}: Spearman {correlation(c)}")
-
-
-_VERDICT = {
-    "confirmed": "[green]confirmed[/green]",
-    "overfit": "[red]overfit[/red]",
-    "unconfirmed": "-",
-}
-
-
-def interval(score: float | None, low: float | None, high: float | None, n: int) -> str:
-    """`+0.0123±0.0163 (4)`: the mean and the half-width of its 95% interval (a t-interval is
-    symmetric; `--json` gives both ends); the mean alone below 2 seeds; `-` without a score."""
-    if score is None:
-        return "-"
-    if low is None or high is None:
-        return f"{score:+.4f} ({n})"
-    return f"{score:+.4f}±{(high - low) / 2:.4f} ({n})"
-
-
-def correlation(c: Correlation) -> str:
-    if c.rho is None:
-        return f"- (n = {c.n}, too few candidates)"
-    if c.low is None or c.high is None:
-        return f"{c.rho:+.2f} (n = {c.n})"
-    return f"{c.rho:+.2f} [{c.low:+.2f}, {c.high:+.2f}] (n = {c.n})"
+    console.print(tables.leaderboard_table(campaign_id, [r for _, r in ranked[:limit]]))
+    tables.print_findings(console, rows, validity)
 
 
 @click.command()

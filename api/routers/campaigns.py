@@ -1,5 +1,5 @@
-"""`/api/campaigns`: start, list, read, pause, resume and cancel campaigns; their leaderboards and
-plot series.
+"""`/api/campaigns`: start, list, read, pause, resume and cancel campaigns (their leaderboards,
+plot series and genealogy are leaderboards.py's).
 
 Starting stores the validated spec as a PENDING campaign and hands it to the launcher, which runs
 its engine in a separate process (launcher.py): the request returns 202 at once. A body over the
@@ -12,10 +12,10 @@ changes (discovery/control.py) that the running engine obeys.
 from __future__ import annotations
 
 from importlib import resources
-from typing import Annotated, Any
+from typing import Any
 
 import yaml
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 
@@ -134,12 +134,12 @@ async def start_campaign(
 
 @router.get(
     "",
-    response_model=list[schemas.Campaign],
+    response_model=schemas.CampaignList,
     dependencies=[RequireRead],
     summary="List campaigns, newest first",
 )
-def list_campaigns(archive: ArchiveDep, launcher: LauncherDep) -> list[schemas.Campaign]:
-    return views.campaigns(archive, running=launcher.running)
+def list_campaigns(archive: ArchiveDep, launcher: LauncherDep) -> schemas.CampaignList:
+    return schemas.CampaignList(views.campaigns(archive, running=launcher.running))
 
 
 @router.get(
@@ -226,56 +226,3 @@ def cancel_campaign(
     archive: ArchiveDep, launcher: LauncherDep, campaign_id: schemas.CampaignId
 ) -> schemas.Campaign:
     return _control(archive, launcher, campaign_id, "cancel")
-
-
-@router.get(
-    "/{campaign_id}/leaderboard",
-    response_model=schemas.LeaderboardPage,
-    dependencies=[RequireRead],
-    responses=_NOT_FOUND,
-    summary="Candidates ranked by highest stage reached, then score vs DPO",
-)
-async def leaderboard(
-    boards: BoardsDep,
-    campaign_id: schemas.CampaignId,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    scored: Annotated[
-        bool,
-        Query(
-            description="Only candidates with a score vs DPO (public or held-out): leaves out "
-            "those rejected, duplicate, failed or not evaluated yet. Ranks stay those of the "
-            "whole board."
-        ),
-    ] = False,
-) -> Response:
-    """Rows have the fields of `lossforge leaderboard --json`, plus their rank. Served from the
-    shared cache (boards.py) as pre-encoded JSON: the hot path of a busy server."""
-    try:
-        # Inline when the cached board is current; a query or a recomputation goes to a thread.
-        board = boards.peek(campaign_id) or await run_in_threadpool(boards.get, campaign_id)
-    except NotFoundError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None
-    return Response(
-        board.page_json(campaign_id, offset=offset, limit=limit, scored=scored),
-        media_type="application/json",
-    )
-
-
-@router.get(
-    "/{campaign_id}/series",
-    response_model=schemas.Series,
-    dependencies=[RequireRead],
-    responses=_NOT_FOUND,
-    summary="Plot data: best score vs DPO over time, reward vs KL",
-)
-def series(
-    archive: ArchiveDep,
-    campaign_id: schemas.CampaignId,
-    stage: Annotated[str | None, Query(max_length=32, description="Default: the first.")] = None,
-) -> schemas.Series:
-    record = _get(archive, campaign_id)
-    try:
-        return views.series(archive, record, stage)
-    except NotFoundError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from None

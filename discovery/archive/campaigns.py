@@ -1,10 +1,10 @@
 """Campaign rows: creation, status changes, the one-engine lease, the budget used and the stamp.
 
 A campaign has at most one engine, holding its lease (`acquire_lease`, renewed by `renew_lease`,
-given up by `release_lease`); a RUNNING campaign whose lease is free or expired reads as
-INTERRUPTED, which is shown and never stored. `transition_campaign` changes a status only from the
-statuses it is told, in one statement, so a stop request cannot overwrite what an engine wrote at
-the same moment.
+which also stores what the engine is doing, given up by `release_lease`); a RUNNING campaign whose
+lease is free or expired reads as INTERRUPTED, which is shown and never stored.
+`transition_campaign` changes a status only from the statuses it is told, in one statement, so a
+stop request cannot overwrite what an engine wrote at the same moment.
 
 It does not validate campaign specs or decide when a campaign stops: it stores what it is given.
 """
@@ -28,7 +28,16 @@ _FINAL_CAMPAIGN_STATUSES = {
     CampaignStatus.FINISHED,
     CampaignStatus.FAILED,
 }
-_LEASE_COLUMNS = ("lease_owner", "lease_host", "lease_pid", "lease_since", "lease_heartbeat")
+# Cleared when the lease is given up or taken from a dead engine: `live` is what its engine was
+# doing, so it goes with the lease.
+_LEASE_COLUMNS = (
+    "lease_owner",
+    "lease_host",
+    "lease_pid",
+    "lease_since",
+    "lease_heartbeat",
+    "live",
+)
 
 
 def _campaign(row: Campaign, cutoff: datetime) -> CampaignRecord:
@@ -152,6 +161,7 @@ class CampaignArchive(ArchiveCore):
                 lease_pid=pid,
                 lease_since=now,
                 lease_heartbeat=now,
+                live=None,  # a dead engine's state is not this one's
             )
         )
         with self._write() as session:
@@ -165,12 +175,19 @@ class CampaignArchive(ArchiveCore):
             raise LeaseHeldError(campaign_id, record.lease)
         return record
 
-    def renew_lease(self, campaign_id: int, owner: str) -> bool:
-        """Renew `owner`'s heartbeat; False when the lease is no longer `owner`'s."""
+    def renew_lease(
+        self, campaign_id: int, owner: str, *, live: dict[str, Any] | None = None
+    ) -> bool:
+        """Renew `owner`'s heartbeat, and store `live` (what its engine is doing, see
+        `CampaignRecord.live`) in the same UPDATE when given; False when the lease is no longer
+        `owner`'s."""
+        values: dict[str, Any] = {"lease_heartbeat": utcnow()}
+        if live is not None:
+            values["live"] = live
         statement = (
             update(Campaign)
             .where(Campaign.id == campaign_id, Campaign.lease_owner == owner)
-            .values(lease_heartbeat=utcnow())
+            .values(**values)
         )
         with self._write() as session:
             return bool(session.execute(statement).rowcount)

@@ -13,11 +13,13 @@ and refuses a score on anything but a DONE evaluation (a failure is never a fitn
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import undefer
 
 from discovery.archive.errors import DuplicateEvaluationError, EvaluationClosedError, NotFoundError
 from discovery.archive.models import Candidate, Evaluation, utcnow
@@ -34,6 +36,9 @@ from discovery.archive.records import (
 from discovery.archive.session import ArchiveCore, copy_record
 
 _OPEN_EVALUATION_STATUSES = {EvaluationStatus.PENDING, EvaluationStatus.RUNNING}
+# The rejection code of a candidate rejected with no verdict: a model's reply that held no
+# readable candidate (the sandbox's own code for that fault).
+UNREADABLE_CODE = "candidate_format"
 
 
 def _candidate(row: Candidate) -> CandidateRecord:
@@ -43,10 +48,32 @@ def _candidate(row: Candidate) -> CandidateRecord:
     )
 
 
-def _evaluation(row: Evaluation) -> EvaluationRecord:
-    return dataclasses.replace(
-        copy_record(EvaluationRecord, row), status=EvaluationStatus(row.status)
-    )
+# Every EvaluationRecord field but `curves`, which is read only when asked for (deferred).
+_LEAN_EVALUATION = [f.name for f in dataclasses.fields(EvaluationRecord) if f.name != "curves"]
+
+
+def _evaluation(row: Evaluation, *, with_curves: bool = False) -> EvaluationRecord:
+    values = {name: getattr(row, name) for name in _LEAN_EVALUATION}
+    values["status"] = EvaluationStatus(row.status)
+    if with_curves:  # rows stored before migration 0004 hold {} (or NULL, if written raw)
+        values["curves"] = dict(row.curves or {})
+    return EvaluationRecord(**values)
+
+
+def rejection_code() -> ColumnElement[str]:
+    """A rejected candidate's reason code, computed in SQL: the sandbox verdict's `code` field
+    (RejectionCode: "value_read", "forbidden_import", ...), or `UNREADABLE_CODE` for a candidate
+    rejected without a verdict (a reply that held no code)."""
+    return func.coalesce(Candidate.verdict["code"].as_string(), UNREADABLE_CODE)
+
+
+def _stored_curves(curves: dict[str, list[float | None]] | None) -> dict[str, list[Any]]:
+    """The curves column's value: non-finite numbers as None (JSON null; PostgreSQL's JSONB
+    refuses NaN, and SQLite's JSON would keep a NaN no JSON reader accepts)."""
+    return {
+        name: [v if v is None or math.isfinite(v) else None for v in values]
+        for name, values in (curves or {}).items()
+    }
 
 
 def _check_score(status: EvaluationStatus, score: float | None) -> None:
@@ -168,16 +195,39 @@ class CandidateArchive(ArchiveCore):
             return [_candidate(row) for row in session.scalars(query.order_by(Candidate.id))]
 
     def candidate_summaries(self, *, campaign_id: int) -> list[CandidateSummary]:
-        """A campaign's candidates, id order, reading only the columns a leaderboard shows."""
+        """A campaign's candidates, id order, reading only the columns a leaderboard or a
+        genealogy shows. A rejection's code is read out of the verdict by the database (one JSON
+        field, never the verdict itself)."""
         query = (
-            select(Candidate.id, Candidate.name, Candidate.origin, Candidate.status)
+            select(
+                Candidate.id,
+                Candidate.name,
+                Candidate.origin,
+                Candidate.status,
+                Candidate.island,
+                Candidate.parent_ids,
+                Candidate.duplicate_of,
+                Candidate.created_at,
+                # Only a rejected row's verdict is opened: an accepted one holds its graph.
+                case((Candidate.status == CandidateStatus.REJECTED, rejection_code())),
+            )
             .where(Candidate.campaign_id == campaign_id)
             .order_by(Candidate.id)
         )
         with self._read() as session:
             return [
-                CandidateSummary(id=i, name=n, origin=o, status=CandidateStatus(st))
-                for i, n, o, st in session.execute(query)
+                CandidateSummary(
+                    id=i,
+                    name=n,
+                    origin=o,
+                    status=CandidateStatus(st),
+                    island=isl,
+                    parent_ids=list(parents or []),
+                    duplicate_of=dup,
+                    created_at=created,
+                    rejection=code,
+                )
+                for i, n, o, st, isl, parents, dup, created, code in session.execute(query)
             ]
 
     def campaign_scores(self, *, campaign_id: int) -> list[ScoreRecord]:
@@ -248,6 +298,16 @@ class CandidateArchive(ArchiveCore):
                 counts.setdefault(campaign_id, {})[CandidateStatus(status)] = n
         return counts
 
+    def count_baselines_by_campaign(self, campaign_id: int | None = None) -> dict[int, int]:
+        """Baseline candidates of every campaign (or of one), in one query: a list of campaigns
+        shows proposed candidates (what the candidates limit counts) apart from them."""
+        query = select(Candidate.campaign_id, func.count()).where(Candidate.origin == "baseline")
+        if campaign_id is not None:
+            query = query.where(Candidate.campaign_id == campaign_id)
+        query = query.group_by(Candidate.campaign_id)
+        with self._read() as session:
+            return {campaign_id: n for campaign_id, n in session.execute(query)}
+
     # -- evaluations -------------------------------------------------------------------------
 
     def add_evaluation(
@@ -264,6 +324,7 @@ class CandidateArchive(ArchiveCore):
         timings: dict[str, float] | None = None,
         worker: str | None = None,
         reason: str | None = None,
+        curves: dict[str, list[float | None]] | None = None,
     ) -> EvaluationRecord:
         """Store one evaluation; DuplicateEvaluationError if the database holds it already."""
         _check_score(status, score)
@@ -278,6 +339,7 @@ class CandidateArchive(ArchiveCore):
                 score=score,
                 metrics=metrics or {},
                 timings=timings or {},
+                curves=_stored_curves(curves),
                 worker=worker,
                 reason=reason,
                 finished_at=None if status in _OPEN_EVALUATION_STATUSES else utcnow(),
@@ -304,8 +366,10 @@ class CandidateArchive(ArchiveCore):
         worker: str | None = None,
         reason: str | None = None,
         event: NewEvent | None = None,
+        curves: dict[str, list[float | None]] | None = None,
     ) -> EvaluationRecord:
-        """Record the outcome of a PENDING or RUNNING evaluation (with `event`, if given).
+        """Record the outcome of a PENDING or RUNNING evaluation (with `event`, if given);
+        `curves` are the run's training curves (`RunResult.curves`), stored as given.
 
         A finished evaluation is final: EvaluationClosedError if the row is finished already.
         """
@@ -326,6 +390,7 @@ class CandidateArchive(ArchiveCore):
             row.score = score
             row.metrics = metrics or {}
             row.timings = timings or {}
+            row.curves = _stored_curves(curves)
             row.worker = worker or row.worker
             row.reason = reason
             row.finished_at = None if status in _OPEN_EVALUATION_STATUSES else utcnow()
@@ -360,8 +425,13 @@ class CandidateArchive(ArchiveCore):
         candidate_id: int | None = None,
         campaign_id: int | None = None,
         status: EvaluationStatus | None = None,
+        with_curves: bool = False,
     ) -> list[EvaluationRecord]:
+        """Evaluations, id order; their training curves only `with_curves` (they are the bulk of
+        a row, and most readers never look at them)."""
         query = select(Evaluation)
+        if with_curves:
+            query = query.options(undefer(Evaluation.curves))
         if candidate_id is not None:
             query = query.where(Evaluation.candidate_id == candidate_id)
         if campaign_id is not None:
@@ -369,4 +439,5 @@ class CandidateArchive(ArchiveCore):
         if status is not None:
             query = query.where(Evaluation.status == status)
         with self._read() as session:
-            return [_evaluation(row) for row in session.scalars(query.order_by(Evaluation.id))]
+            rows = session.scalars(query.order_by(Evaluation.id))
+            return [_evaluation(row, with_curves=with_curves) for row in rows]

@@ -96,6 +96,9 @@ class Campaign(Base):
     lease_pid: Mapped[int | None] = mapped_column(Integer)
     lease_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lease_heartbeat: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What its engine is doing now, for live views and /metrics: {"phase", "queue_depth",
+    # "in_flight", "updated_at"}; written with the lease heartbeat, NULL when no engine runs it.
+    live: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
 
 class Candidate(Base):
@@ -163,6 +166,12 @@ class Evaluation(Base):
     score: Mapped[float | None] = mapped_column(Float)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     timings: Mapped[dict[str, float]] = mapped_column(JSONType, default=dict)
+    # Training curves over steps (evaluator.results.training_curves), up to 4 x 200 numbers.
+    # Deferred: a plain read of evaluations (the engine's, a leaderboard's) never loads them;
+    # `list_evaluations(with_curves=True)` asks for them.
+    curves: Mapped[dict[str, Any] | None] = mapped_column(
+        JSONType, default=dict, server_default="{}", deferred=True
+    )
     worker: Mapped[str | None] = mapped_column(String(200))
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -171,6 +180,8 @@ class Evaluation(Base):
 
 class LLMCall(Base):
     __tablename__ = "llm_calls"
+    # A candidate's transcript is found by its provenance's prompt hash within its campaign.
+    __table_args__ = (Index("ix_llm_calls_campaign_prompt_hash", "campaign_id", "prompt_hash"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     campaign_id: Mapped[int | None] = mapped_column(
@@ -183,6 +194,11 @@ class LLMCall(Base):
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
     latency_s: Mapped[float] = mapped_column(Float, default=0.0)
     error: Mapped[str | None] = mapped_column(Text)
+    # The transcript: messages as sent ([{"role", "content"}]), the reply's text (NULL when the
+    # request failed) and the messages' hash, which a candidate's provenance names.
+    messages: Mapped[list[dict[str, str]] | None] = mapped_column(JSONType)
+    reply: Mapped[str | None] = mapped_column(Text)
+    prompt_hash: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

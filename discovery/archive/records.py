@@ -97,6 +97,9 @@ class CampaignRecord:
     updated_at: datetime
     finished_at: datetime | None
     lease: Lease | None = None  # the owning engine's lease, live or expired; None: no owner
+    # What its engine is doing now (`LIVE_KEYS`: phase, queue_depth, in_flight, updated_at as ISO
+    # text), written with the lease heartbeat; None when no engine has written it.
+    live: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,10 @@ class EvaluationRecord:
     reason: str | None
     created_at: datetime
     finished_at: datetime | None
+    # Training curves over steps ({"step": [...], "loss": [...], ...}, JSON null where a value
+    # was not finite); read only when asked for (`list_evaluations(with_curves=True)`), {}
+    # otherwise and for runs that recorded none.
+    curves: dict[str, list[float | None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -164,6 +171,10 @@ class LLMCallRecord:
     latency_s: float
     error: str | None
     created_at: datetime
+    # The transcript (None for calls stored before it was kept, and for the judge's).
+    messages: list[dict[str, str]] | None = None
+    reply: str | None = None
+    prompt_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -177,12 +188,20 @@ class EventRecord:
 
 @dataclass(frozen=True)
 class CandidateSummary:
-    """What a leaderboard needs of a candidate (no code, graph or verdict: cheap to read)."""
+    """What a leaderboard or a genealogy needs of a candidate (no code, graph or verdict: cheap
+    to read)."""
 
     id: int
     name: str
     origin: str
     status: CandidateStatus
+    island: int | None = None  # the population island it was proposed for (None: baselines)
+    parent_ids: list[int] = field(default_factory=list)
+    duplicate_of: int | None = None  # the original, for a DUPLICATE
+    created_at: datetime | None = None
+    # A REJECTED candidate's reason code: the sandbox layer that refused it ("static", "child",
+    # "battery", ...) or "unreadable" for a reply that held no candidate; None otherwise.
+    rejection: str | None = None
 
 
 @dataclass(frozen=True)

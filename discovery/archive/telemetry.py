@@ -3,8 +3,9 @@
 LLM calls are stored one row per request (`record_llm_call`), since the dollar budget is read back
 from them (`llm_cost`). Events are the stream a campaign's readers follow (`list_events`, which
 SSE pages through) and count (`count_events`, a COUNT in the database, never a load). The totals
-(`campaign_counts`, `candidate_counts`, `evaluation_durations`, `llm_totals`) sum the whole
-archive for the metrics endpoint.
+(`campaign_counts`, `candidate_counts`, `evaluation_durations`, `llm_totals`, `rejection_counts`)
+sum the whole archive for the metrics endpoint. An LLM call keeps its transcript (messages sent,
+reply, prompt hash); `list_llm_calls` finds a candidate's by its prompt hash.
 
 It does not price calls, enforce budgets or decide which events to write: callers do.
 """
@@ -16,9 +17,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from discovery.archive.candidates import rejection_code
 from discovery.archive.models import Campaign, Candidate, Evaluation, Event
 from discovery.archive.models import LLMCall as LLMCallRow
-from discovery.archive.records import EventRecord, LLMCall, LLMCallRecord
+from discovery.archive.records import CandidateStatus, EventRecord, LLMCall, LLMCallRecord
 from discovery.archive.session import ArchiveCore, copy_record
 
 
@@ -40,6 +42,16 @@ class TelemetryArchive(ArchiveCore):
         )
         with self._read() as session:
             return {(str(o), str(s)): n for o, s, n in session.execute(query)}
+
+    def rejection_counts(self, *, campaign_id: int | None = None) -> dict[str, int]:
+        """REJECTED candidates by reason code (the sandbox verdict's code; `candidate_format`
+        for a reply that held no candidate), over the archive or one campaign."""
+        code = rejection_code()
+        query = select(code, func.count()).where(Candidate.status == CandidateStatus.REJECTED)
+        if campaign_id is not None:
+            query = query.where(Candidate.campaign_id == campaign_id)
+        with self._read() as session:
+            return {str(c): int(n) for c, n in session.execute(query.group_by(code))}
 
     def evaluation_durations(self) -> list[tuple[str, str, float]]:
         """(stage, status, seconds) of every finished evaluation that recorded its run time."""
@@ -87,17 +99,30 @@ class TelemetryArchive(ArchiveCore):
     def record_llm_call(self, *, campaign_id: int | None, call: LLMCall) -> LLMCallRecord:
         """Store one LLM request of a campaign (None: of no campaign)."""
         values = dataclasses.asdict(call)
+        if call.messages is not None:  # JSON keeps a list
+            values["messages"] = [dict(m) for m in call.messages]
         with self._write() as session:
             row = LLMCallRow(campaign_id=campaign_id, **values)
             session.add(row)
             session.flush()
             return copy_record(LLMCallRecord, row)
 
-    def list_llm_calls(self, *, campaign_id: int) -> list[LLMCallRecord]:
-        """A campaign's LLM calls, oldest first."""
-        query = (
-            select(LLMCallRow).where(LLMCallRow.campaign_id == campaign_id).order_by(LLMCallRow.id)
+    def list_llm_calls(
+        self,
+        *,
+        campaign_id: int,
+        prompt_hash: str | None = None,
+        after_id: int = 0,
+        limit: int | None = None,
+    ) -> list[LLMCallRecord]:
+        """A campaign's LLM calls, oldest first: those sent with `prompt_hash` if given (an
+        indexed lookup), newer than call `after_id`, at most `limit`."""
+        query = select(LLMCallRow).where(
+            LLMCallRow.campaign_id == campaign_id, LLMCallRow.id > after_id
         )
+        if prompt_hash is not None:
+            query = query.where(LLMCallRow.prompt_hash == prompt_hash)
+        query = query.order_by(LLMCallRow.id).limit(limit)
         with self._read() as session:
             return [copy_record(LLMCallRecord, row) for row in session.scalars(query)]
 

@@ -12,6 +12,9 @@ labels with extra noise at the main beta, all from the same sampled problem and 
   fraction of the area under the exact optimal frontier (pi*_beta for every beta) over the same KL
   range; reward and KL over all prompts, so KL spent on prompts without data is KL wasted.
 
+Each result carries the main run's training curves (`RunResult.curves`): loss, `rewards/margins`
+and `kl/ref` (exact, on prompts with data) per step, through the step a failed run died at.
+
 `run_bandit_population` gives K losses, for the same family and seed, the results `run_bandit`
 gives each: one problem and one set of pairs, the K x R runs trained stacked (`train_population`,
 `population_size` losses at a time), the metrics computed per loss from its own runs.
@@ -40,7 +43,15 @@ from evaluator.bandit.train import (
     train_runs,
 )
 from evaluator.losses import Loss
-from evaluator.results import RunResult, RunStatus
+from evaluator.results import (
+    CURVE_KL,
+    CURVE_LOSS,
+    CURVE_MARGIN,
+    Curves,
+    RunResult,
+    RunStatus,
+    training_curves,
+)
 from evaluator.stage_configs import BanditConfig
 
 
@@ -142,6 +153,7 @@ def _result(
                 losses=losses[:step],
                 steps=step,
                 seconds=seconds,
+                curves=_curves(batch, main, step + 1),  # through the step that failed
             )
 
     reward_main = _normalized_reward(problem, batch.log_policy[main])
@@ -170,6 +182,19 @@ def _result(
         losses=losses,
         steps=config.max_steps,
         seconds=seconds,
+        curves=_curves(batch, main, config.max_steps),
+    )
+
+
+def _curves(batch: RunBatch, run: int, points: int) -> Curves:
+    """Run `run`'s curves over its first `points` steps (optimizer steps 1..points)."""
+    return training_curves(
+        range(1, points + 1),
+        {
+            CURVE_LOSS: batch.curve_loss[:points, run].tolist(),
+            CURVE_MARGIN: batch.margins[:points, run].tolist(),
+            CURVE_KL: batch.kls[:points, run].tolist(),
+        },
     )
 
 

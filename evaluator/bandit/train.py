@@ -14,6 +14,12 @@ recorded and its runs frozen; the other losses go on. So is a loss that overspen
 (`TimeShare`: the sandbox bounds a graph's cost, this bounds what it actually takes), so that one
 slow loss cannot hold up the population it was batched with.
 
+Each step also records, for every run still alive at its start, its training curves: the mean
+loss, the mean implicit reward margin beta*((pi_c - ref_c) - (pi_r - ref_r)) and the exact
+KL(pi || pi_ref) on prompts with data (the stage's `kl/ref`, at that step's policy). They are read
+under no_grad from tensors the step computes anyway, so they change no draw and no number of the
+training itself.
+
 It does not choose betas or turn metrics into scores (see `stage`).
 """
 
@@ -51,8 +57,16 @@ class TimeShare:
     max_s: float = 120.0
 
     def overspent(self, spent: list[float], live: list[bool]) -> list[int]:
-        """Indices of live losses over their share, given each loss's seconds so far."""
-        median = statistics.median(spent)
+        """Indices of live losses over their share, given each loss's seconds so far.
+
+        The median is the live losses' only: a loss that died at its first step stops
+        accruing time, and counting its near-zero seconds would shrink every other loss's share
+        to the floor (two broken losses out of three stopped a healthy DPO on a loaded machine).
+        """
+        running = [t for t, ok in zip(spent, live, strict=True) if ok]
+        if not running:
+            return []
+        median = statistics.median(running)
         limit = min(max(self.floor_s, self.multiple * median), self.max_s)
         return [k for k, (t, ok) in enumerate(zip(spent, live, strict=True)) if ok and t > limit]
 
@@ -65,6 +79,11 @@ class RunBatch:
     alive: torch.Tensor  # (R,) False where the loss or a gradient went non-finite
     failed_step: torch.Tensor  # (R,) step at which a run died, -1 if it did not
     losses: torch.Tensor  # (S, R) mean loss per step (NaN after a run died)
+    # Curves, (S, R) each: a run's values at every step it started alive (NaN after that), the
+    # step it died at included: its loss there is the non-finite value that stopped it.
+    curve_loss: torch.Tensor
+    margins: torch.Tensor
+    kls: torch.Tensor
 
 
 def _log_policy(problem: BanditProblem, params: torch.Tensor) -> torch.Tensor:
@@ -174,6 +193,9 @@ class PopulationBatch:
             alive=self.runs.alive[rows],
             failed_step=self.runs.failed_step[rows],
             losses=self.runs.losses[:, rows],
+            curve_loss=self.runs.curve_loss[:, rows],
+            margins=self.runs.margins[:, rows],
+            kls=self.runs.kls[:, rows],
         )
 
 
@@ -228,6 +250,7 @@ def train_population(
     alive = torch.ones(runs, dtype=torch.bool)
     failed_step = torch.full((runs,), -1, dtype=torch.long)
     history = torch.full((max_steps, runs), float("nan"), dtype=torch.float64)
+    curves = torch.full((3, max_steps, runs), float("nan"), dtype=torch.float64)  # loss, margin, KL
     appliers = [_Applier(loss) for loss in losses]
     errors: list[Exception | None] = [None] * len(losses)
     spent = [0.0] * len(losses)  # seconds each loss has taken, summed over steps
@@ -236,7 +259,8 @@ def train_population(
     fixed = _fixed_inputs(problem, chosen_all, rejected_all)  # (K*R, N) each, computed once
     flat = _flat_index(problem, chosen_all, rejected_all)
     for step in range(max_steps):
-        tensors = {**_policy_inputs(_log_policy(problem, params), *flat), **fixed}
+        log_policy = _log_policy(problem, params)  # (K*R, P, K)
+        tensors = {**_policy_inputs(log_policy, *flat), **fixed}
         per_example = _apply_losses(appliers, errors, betas_all, tensors, chosen.shape, spent)
         for k in time_share.overspent(spent, [e is None for e in errors]):
             errors[k] = TimeShareExceededError(
@@ -251,6 +275,7 @@ def train_population(
         run_loss = per_example.mean(dim=-1)  # (K*R,)
         if not alive.any():
             break
+        _record(curves[:, step], problem, alive, run_loss, betas_all, tensors, log_policy)
         (grad,) = torch.autograd.grad(torch.where(alive, run_loss, 0.0).sum(), params)
         finite = torch.isfinite(run_loss) & torch.isfinite(grad).reshape(runs, -1).all(dim=-1)
         newly_dead = alive & ~finite
@@ -263,8 +288,37 @@ def train_population(
 
     with torch.no_grad():
         log_policy = _log_policy(problem, params)
-    batch = RunBatch(log_policy=log_policy, alive=alive, failed_step=failed_step, losses=history)
+    batch = RunBatch(
+        log_policy=log_policy,
+        alive=alive,
+        failed_step=failed_step,
+        losses=history,
+        curve_loss=curves[0],
+        margins=curves[1],
+        kls=curves[2],
+    )
     return PopulationBatch(runs=batch, errors=errors, runs_per_loss=per_loss)
+
+
+@torch.no_grad()
+def _record(
+    out: torch.Tensor,
+    problem: BanditProblem,
+    alive: torch.Tensor,
+    run_loss: torch.Tensor,
+    betas: torch.Tensor,
+    tensors: dict[str, torch.Tensor],
+    log_policy: torch.Tensor,
+) -> None:
+    """Write one step's curve values of the runs alive at its start into `out` (3, K*R)."""
+    margin = (tensors["policy_chosen_logps"] - tensors["ref_chosen_logps"]) - (
+        tensors["policy_rejected_logps"] - tensors["ref_rejected_logps"]
+    )  # (K*R, N)
+    kl = kl_to_ref(problem, log_policy.detach())[:, problem.seen].mean(dim=-1)  # (K*R,)
+    values = torch.stack(
+        [run_loss.detach(), (betas[:, None] * margin.detach()).mean(dim=-1), kl]
+    )  # (3, K*R)
+    out.copy_(torch.where(alive, values, float("nan")))
 
 
 def _apply_losses(

@@ -18,7 +18,9 @@ loss, a gradient or a metric went non-finite), TIMEOUT (`max_seconds` spent duri
 DIVERGED (`kl/ref` above `max_kl`), OOM (CPU or GPU), ERROR (a model or dataset that is not there,
 with what was looked for; a judge that answered nothing; anything else, with the exception).
 Judge calls are returned on the result (`llm_calls`) whatever the status, and the seconds of its
-phases (`timings`: load_s, including the reference log-probs; train_s; score_s).
+phases (`timings`: load_s, including the reference log-probs; train_s; score_s). A run that
+trained carries its training curves: loss and `rewards/margins` per completed step (no `kl/ref`:
+a per-step KL would need samples; a step that went non-finite raised before it was recorded).
 
 Randomness: the run seed decides the train pairs, their order (TRL's sampler) and the samples; the
 held-out rows are fixed per dataset. This module does not compare against DPO (scoring does).
@@ -60,7 +62,14 @@ from evaluator.hf.scoring import (
 )
 from evaluator.hf.trl_adapter import CandidateDPOTrainer, dpo_args
 from evaluator.losses import Loss
-from evaluator.results import LLMCall, RunResult, RunStatus
+from evaluator.results import (
+    CURVE_LOSS,
+    CURVE_MARGIN,
+    LLMCall,
+    RunResult,
+    RunStatus,
+    training_curves,
+)
 from evaluator.tinylm.stage import derive_seed
 
 __all__ = ["run_hf"]
@@ -338,4 +347,10 @@ def _lora(config: HFConfig) -> LoraConfig | None:
 
 
 def _done(trainer: CandidateDPOTrainer) -> dict[str, Any]:
-    return {"losses": list(trainer.losses), "steps": trainer.state.global_step}
+    """The fields of every run that trained: per-step losses, steps and training curves (loss
+    and reward margin per completed step; hf has no cheap per-step KL, so no `kl/ref`)."""
+    losses = list(trainer.losses)
+    curves = training_curves(
+        range(1, len(losses) + 1), {CURVE_LOSS: losses, CURVE_MARGIN: list(trainer.margins)}
+    )
+    return {"losses": losses, "steps": trainer.state.global_step, "curves": curves}

@@ -14,9 +14,11 @@
   per-example losses is the training loss. A non-finite loss raises NonFiniteError at that step;
   a loss of the wrong shape or without a gradient path raises ValueError.
 
-It also holds the per-step losses and a callback that stops at a deadline and catches non-finite
-gradients, builds the DPOConfig from an HFConfig (one place for TRL's argument names), and gives
-the policy's log-probs on the held-out pairs. It does not load models or data, generate, or score.
+It also holds the per-step losses and reward margins (the training curves the stage records: TRL's
+`rewards/margins`, which `_log_rewards` computes for its logs anyway), a callback that stops at a
+deadline and catches non-finite gradients, builds the DPOConfig from an HFConfig (one place for
+TRL's argument names), and gives the policy's log-probs on the held-out pairs. It does not load
+models or data, generate, or score.
 """
 
 from __future__ import annotations
@@ -114,10 +116,12 @@ class _Watch(TrainerCallback):
             raise NonFiniteError(f"a gradient is non-finite at step {state.global_step + 1}")
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        micro = self.trainer.micro_losses
+        micro, margins = self.trainer.micro_losses, self.trainer.micro_margins
         if micro:
             self.trainer.losses.append(sum(micro) / len(micro))
+            self.trainer.margins.append(sum(margins) / len(margins))
             micro.clear()
+            margins.clear()
         if self.deadline is not None and time.monotonic() > self.deadline:
             self.trainer.timed_out_at = state.global_step
             control.should_training_stop = True
@@ -144,6 +148,8 @@ class CandidateDPOTrainer(DPOTrainer):
         )  # (K,)
         self.micro_losses: list[float] = []  # losses of this step's micro-batches (training)
         self.losses: list[float] = []  # mean loss per optimizer step
+        self.micro_margins: list[float] = []  # mean reward margin of this step's micro-batches
+        self.margins: list[float] = []  # mean reward margin per optimizer step, as `losses`
         self.timed_out_at: int | None = None  # the step after which the deadline stopped training
         args = kwargs["args"]
         tokenizer = kwargs["processing_class"]
@@ -230,9 +236,10 @@ class CandidateDPOTrainer(DPOTrainer):
         if not bool(torch.isfinite(per_example).all()):
             raise NonFiniteError(f"loss is non-finite at step {self.state.global_step + 1}")
         loss = per_example.mean()
+        margin = self._log_rewards(mode, loss_inputs)
         if mode == "train":
             self.micro_losses.append(loss.item())
-        self._log_rewards(mode, loss_inputs)
+            self.micro_margins.append(margin)
         return (loss, outputs) if return_outputs else loss
 
     def _policy_logps(
@@ -254,15 +261,17 @@ class CandidateDPOTrainer(DPOTrainer):
         chosen, rejected = per_token.sum(dim=1).float().chunk(2)  # (B,), (B,)
         return chosen, rejected, shift_mask.sum(dim=1), outputs
 
-    def _log_rewards(self, mode: str, x: LossInputs) -> None:
-        """TRL's reward metrics (its names), for its logs."""
+    def _log_rewards(self, mode: str, x: LossInputs) -> float:
+        """TRL's reward metrics (its names), for its logs; returns the batch's mean margin."""
         chosen = (self.beta * (x.policy_chosen_logps - x.ref_chosen_logps)).detach()  # (B,)
         rejected = (self.beta * (x.policy_rejected_logps - x.ref_rejected_logps)).detach()
         metrics = self._metrics[mode]
         metrics["rewards/chosen"].append(chosen.mean().item())
         metrics["rewards/rejected"].append(rejected.mean().item())
         metrics["rewards/accuracies"].append((chosen > rejected).float().mean().item())
-        metrics["rewards/margins"].append((chosen - rejected).mean().item())
+        margin = (chosen - rejected).mean().item()
+        metrics["rewards/margins"].append(margin)
+        return margin
 
     # -- held-out pairs ----------------------------------------------------------------------
 

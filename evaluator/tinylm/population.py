@@ -14,7 +14,8 @@ device, so the others' numbers do not change) and dropped from the population at
 of the host: every step on CPU, every `sync_every` steps on a GPU, where reading a flag back stalls
 the step. A loss that raises, or returns the wrong shape or no gradient path, is dropped with
 ERROR. Each candidate gets the `TrainOutcome` that `trainer.train` would give it: the same status,
-reason, step and per-step losses.
+reason, step, per-step losses and training curves (`trainer.step_curves` of its own (B,) slices,
+kept on the device per step and read back when it leaves the population).
 
 This module does not build data, evaluate policies or make `RunResult`s (the stage does).
 """
@@ -33,7 +34,14 @@ from evaluator.losses import Loss, LossInputs
 from evaluator.results import RunStatus
 from evaluator.tinylm.grouped import GroupedLM, shared_prefix
 from evaluator.tinylm.pairs import PairSet
-from evaluator.tinylm.trainer import RefLogps, TrainOutcome, batches, output_problem
+from evaluator.tinylm.trainer import (
+    RefLogps,
+    TrainOutcome,
+    batches,
+    outcome_curves,
+    output_problem,
+    step_curves,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +175,17 @@ def train_population(
             refs_rejected_logps=inputs.ref_rejected_logps[None],
         )
         means, finite, usable = state.apply(losses, inputs, step)  # (K,), (K,), K bools
+        state.record(
+            step,
+            step_curves(
+                means,
+                inputs.policy_chosen_logps,
+                inputs.policy_rejected_logps,
+                inputs.ref_chosen_logps,
+                inputs.ref_rejected_logps,
+                beta_t,
+            ),  # (3, K)
+        )
         state.update(means, finite, usable, step, max_grad_norm)
         if step % sync_every == 0:
             state.settle()
@@ -189,17 +208,37 @@ class _Population:
         self.outcomes: dict[int, TrainOutcome] = {}
         # Per candidate, on the device: mean loss of each completed step, why and when it left.
         self.history = torch.full((max_steps, k), float("nan"), device=device)
+        # Per step and candidate, on the device: loss, reward margin, KL (`step_curves`).
+        self.curves = torch.full((max_steps, 3, k), float("nan"), device=device)
         self.code = torch.full((k,), _ALIVE, dtype=torch.long, device=device)
         self.stop_step = torch.zeros(k, dtype=torch.long, device=device)
         self.stop_loss = torch.zeros(k, device=device)
         self.errored: set[int] = set()  # candidates whose loss raised or was unusable
         self.index = torch.arange(k, device=device)  # `slots` on the device
 
-    def finish(self, index: int, status: RunStatus, reason: str | None, steps: int) -> None:
-        """Record candidate `index`'s outcome after `steps` completed steps."""
+    def finish(
+        self,
+        index: int,
+        status: RunStatus,
+        reason: str | None,
+        steps: int,
+        points: int | None = None,
+    ) -> None:
+        """Record candidate `index`'s outcome after `steps` completed steps; its curves have
+        `points` points (default `steps`; one more where the step that stopped it counts)."""
+        points = steps if points is None else points
         self.outcomes[index] = TrainOutcome(
-            status, self.history[:steps, index].tolist(), reason, steps
+            status,
+            self.history[:steps, index].tolist(),
+            reason,
+            steps,
+            outcome_curves(self.curves[:points, :, index]),
         )
+
+    @torch.no_grad()
+    def record(self, step: int, values: torch.Tensor) -> None:
+        """Store step `step`'s curve values (3, K) of the copies in the population."""
+        self.curves[step - 1][:, self.index] = values.to(self.curves.dtype)  # (3, K) view
 
     def apply(
         self, losses: Sequence[Loss], inputs: LossInputs, step: int
@@ -280,10 +319,10 @@ class _Population:
                 continue
             if codes[index] == _BAD_LOSS:
                 reason = f"loss is non-finite at step {steps[index]} ({values[index]})"
-                self.finish(index, RunStatus.NAN_LOSS, reason, steps[index] - 1)
+                self.finish(index, RunStatus.NAN_LOSS, reason, steps[index] - 1, steps[index])
             elif codes[index] == _BAD_GRAD:
                 reason = f"gradient is non-finite at step {steps[index]}"
-                self.finish(index, RunStatus.NAN_LOSS, reason, steps[index] - 1)
+                self.finish(index, RunStatus.NAN_LOSS, reason, steps[index] - 1, steps[index])
             else:
                 keep.append(pos)
         if len(keep) < len(self.slots):

@@ -5,7 +5,9 @@ samples with the run's seed and held-out pairs with the reference's seed (the sa
 so accuracies are comparable), trains a copy of the reference with the lean loop, and evaluates it
 on held-out prompts. Failures come back as statuses with reasons: NAN_LOSS (non-finite loss or
 gradient, with the step), DIVERGED (KL to the reference above `max_kl`), TIMEOUT (`max_seconds`
-spent), OOM, ERROR (anything else, with the exception). Failed runs carry no metrics.
+spent), OOM, ERROR (anything else, with the exception). Failed runs carry no metrics; every run
+that trained carries its per-step training curves (`trainer.step_curves`), a failed one through the
+step it stopped at.
 
 Randomness: the run seed alone decides the train pairs, label noise, batch order and evaluation
 samples; the reference, the held-out prompts and the held-out pairs depend only on the task and
@@ -147,7 +149,7 @@ def _judge(
     ref_samples: Generations | None = None,
 ) -> tuple[RunStatus, dict[str, Any]]:
     """A finished training run's status and fields: evaluated if it trained, else why not."""
-    done = {"losses": outcome.losses, "steps": outcome.steps}
+    done = {"losses": outcome.losses, "steps": outcome.steps, "curves": outcome.curves}
     if outcome.status is not RunStatus.DONE:
         return outcome.status, {**done, "reason": outcome.reason}
     metrics = evaluate(

@@ -8,6 +8,14 @@ backpropagates, clips the gradient norm and steps AdamW (no weight decay, consta
 A non-finite loss or gradient stops the run with NAN_LOSS and the step; a loss of the wrong shape
 or with no gradient path to the policy stops it with ERROR.
 
+Each step also records its training curves (`step_curves`, read under no_grad from the step's
+tensors, so training is unchanged): the mean loss, the mean implicit reward margin and `kl/ref`,
+the batch's mean of log pi_ref - log pi over its chosen and rejected completions. Those are samples
+of the reference, so this estimates KL(pi_ref || pi) per sequence: the cheap per-step companion of
+the stage's final `kl/ref` (Monte Carlo KL(pi || pi_ref) on the policy's own samples, which would
+cost a generation per step). A step that stops the run (non-finite loss or gradient) is recorded
+too, its non-finite loss as None.
+
 This module does not evaluate the policy (metrics.py) or build data (pairs.py), and it returns a
 `TrainOutcome`, not a `RunResult`: the stage decides what a run's result is.
 """
@@ -22,7 +30,7 @@ import torch
 from transformers import PreTrainedModel
 
 from evaluator.losses import Loss, LossInputs
-from evaluator.results import RunStatus
+from evaluator.results import CURVE_KL, CURVE_LOSS, CURVE_MARGIN, Curves, RunStatus, training_curves
 from evaluator.tinylm.model import sequence_logps
 from evaluator.tinylm.pairs import PairSet
 
@@ -43,6 +51,36 @@ class TrainOutcome:
     losses: list[float] = field(default_factory=list)  # mean loss per completed step
     reason: str | None = None
     steps: int = 0
+    curves: Curves = field(default_factory=dict)  # see `step_curves`; {} if no step ran
+
+
+@torch.no_grad()
+def step_curves(
+    mean_loss: torch.Tensor,
+    policy_chosen: torch.Tensor,
+    policy_rejected: torch.Tensor,
+    ref_chosen: torch.Tensor,
+    ref_rejected: torch.Tensor,
+    beta: torch.Tensor,
+) -> torch.Tensor:
+    """(3, ...) one step's loss, reward margin and KL estimate; policy log-probs (..., B), the
+    reference's (B,), `mean_loss` (...). Kept on the device: reading them back costs a sync."""
+    chosen, rejected = policy_chosen.detach(), policy_rejected.detach()
+    margin = (beta * ((chosen - ref_chosen) - (rejected - ref_rejected))).mean(dim=-1)  # (...)
+    # Completions sampled from the reference: E_ref[log ref - log pi] = KL(pi_ref || pi).
+    kl = ((ref_chosen - chosen) + (ref_rejected - rejected)).mean(dim=-1) / 2  # (...)
+    return torch.stack([mean_loss.detach().to(margin.dtype), margin, kl])
+
+
+def outcome_curves(points: list[torch.Tensor] | torch.Tensor) -> Curves:
+    """Curves from per-step `step_curves` values: a list of (3,), or a (S, 3) tensor."""
+    if len(points) == 0:  # the run stopped before its first step's loss
+        return {}
+    table = torch.stack(points) if isinstance(points, list) else points  # (S, 3)
+    loss, margin, kl = table.double().cpu().T.tolist()
+    return training_curves(
+        range(1, len(loss) + 1), {CURVE_LOSS: loss, CURVE_MARGIN: margin, CURVE_KL: kl}
+    )
 
 
 @torch.no_grad()
@@ -116,9 +154,10 @@ def train(
     beta_t = torch.tensor(beta, dtype=ref.chosen.dtype, device=device)  # () as inside graphs
     policy.train()
     losses: list[float] = []  # one mean loss per completed step
+    points: list[torch.Tensor] = []  # (3,) per step run, the one that stopped the run included
 
     def stop(status: RunStatus, reason: str) -> TrainOutcome:
-        return TrainOutcome(status, losses, reason, len(losses))
+        return TrainOutcome(status, losses, reason, len(losses), outcome_curves(points))
 
     batch_iter = batches(n, per_device_train_batch_size, generator)
     for step in range(1, max_steps + 1):
@@ -147,6 +186,10 @@ def train(
         if problem:
             return stop(RunStatus.ERROR, problem)
         batch_loss = per_example.mean()
+        step_values = step_curves(
+            batch_loss, policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta_t
+        )  # (3,)
+        points.append(step_values)
         if not torch.isfinite(per_example).all():
             return stop(
                 RunStatus.NAN_LOSS, f"loss is non-finite at step {step} ({batch_loss.item()})"
@@ -160,4 +203,4 @@ def train(
         optimizer.step()
         losses.append(batch_loss.item())
     policy.eval()
-    return TrainOutcome(RunStatus.DONE, losses, None, max_steps)
+    return TrainOutcome(RunStatus.DONE, losses, None, max_steps, outcome_curves(points))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 from rich.console import Console
 
-from api.cli.run import _progress_table
+from api.cli.run import _log_through, _progress_table
 from discovery.progress import Progress, StageProgress
 
 
@@ -42,3 +44,19 @@ def test_the_view_shows_candidates_stages_best_and_budget_against_limits() -> No
 def test_before_any_score_the_best_is_a_dash() -> None:
     text = render(Progress(campaign_id=1, status="RUNNING"))
     assert "best discovered" in text and "evo" not in text
+
+
+def test_log_records_go_through_the_console_that_draws_the_live_table() -> None:
+    console = Console(record=True, width=160)
+    root = logging.getLogger()
+    saved = list(root.handlers)
+    try:
+        _log_through(console)
+        logging.getLogger("discovery.engine").warning("engine started in %.0f s", 35.0)
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved:
+            root.addHandler(handler)
+    text = console.export_text()
+    assert "engine started in 35 s" in text and "WARNING" in text

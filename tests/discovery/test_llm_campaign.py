@@ -19,6 +19,7 @@ from discovery.archive.models import Base
 from discovery.proposers.base import Proposer
 from discovery.proposers.llm.wiring import LLMSettings
 from discovery.runner import build_proposer, call_recorder, create_campaign
+from discovery.service.transcripts import candidate_transcript
 from discovery.spec import CampaignSpec
 from sandbox import Sandbox
 from tests.discovery.conftest import RunEngine, small_spec
@@ -88,15 +89,13 @@ def test_a_scripted_llm_campaign_completes_through_everything_an_endpoint_does(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    round_1 = candidates(("soft-hinge", SOFT_HINGE), ("blend", BLEND), ("reads-value", VALUE_READ))
+    repair_1 = candidates(("reads-value", SQUARED))
     openai_server.push(
         # Round 1: rate limited, then three candidates, one of which reads a value; its repair.
         Reply(status=429, headers={"Retry-After": "0.05"}, error="slow down"),
-        Reply(
-            content=candidates(
-                ("soft-hinge", SOFT_HINGE), ("blend", BLEND), ("reads-value", VALUE_READ)
-            )
-        ),
-        Reply(content=candidates(("reads-value", SQUARED))),
+        Reply(content=round_1),
+        Reply(content=repair_1),
         # Round 2: a server error, then garbage; the repair comes as a fenced code block.
         Reply(status=500, error="internal error"),
         Reply(content="As an AI language model I find losses fascinating!!! ]]}"),
@@ -152,8 +151,27 @@ def test_a_scripted_llm_campaign_completes_through_everything_an_endpoint_does(
         assert [e.status for e in store.list_evaluations(candidate_id=c.id)] == [
             EvaluationStatus.DONE
         ]
-    # The key was used, and is nowhere else: not in the archive, not in the logs.
+    # Transcripts: the prompt the server received and the reply it sent, the failed try before
+    # them, and the repair turn that followed.
+    transcript = candidate_transcript(store, named["soft-hinge"][0].id)
+    assert [c.purpose for c in transcript.calls] == ["propose", "propose", "repair"]
+    assert [c.wrote_candidate for c in transcript.calls] == [False, True, False]
+    tried, wrote, repair = transcript.calls
+    assert "HTTP 429" in (tried.error or "") and tried.reply is None
+    assert tried.messages == wrote.messages == openai_server.requests[1]["messages"]
+    assert wrote.reply == round_1 and wrote.model == transcript.model == "scripted"
+    assert wrote.prompt_tokens > 0 and wrote.completion_tokens > 0
+    assert repair.messages == openai_server.requests[2]["messages"]
+    assert repair.reply == repair_1
+    [fixed] = repaired
+    assert [
+        (c.purpose, c.wrote_candidate) for c in candidate_transcript(store, fixed.id).calls
+    ] == [("repair", True)]
+    # The key was used, and is nowhere else: not in the archive (transcripts included), not in
+    # the logs.
     assert set(openai_server.authorizations) == {f"Bearer {KEY}"}
+    stored = store.list_llm_calls(campaign_id=cid)
+    assert all(c.messages for c in stored) and all(KEY not in repr(c) for c in stored)
     assert KEY not in archive_text(store)
     assert KEY not in caplog.text
 

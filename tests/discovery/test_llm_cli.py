@@ -4,6 +4,7 @@ scripted OpenAI-compatible server on loopback, the key nowhere in the output or 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -60,6 +61,11 @@ def test_a_campaign_from_the_command_line(tmp_path: Path, openai_server: Scripte
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "FINISHED: candidate budget reached" in result.stdout
+    # It ends with the leaderboard's top rows and the commands to go on with.
+    assert "of the leaderboard (score vs DPO" in result.stdout
+    assert re.search(r"lossforge show \d+ ", result.stdout), result.stdout
+    assert re.search(r"lossforge export \d+ -o loss\.py", result.stdout), result.stdout
+    assert "lossforge serve" in result.stdout
     assert KEY not in result.stdout + result.stderr
     assert openai_server.authorizations == [f"Bearer {KEY}"]
     archive = open_archive(f"sqlite:///{tmp_path / 'a.db'}")

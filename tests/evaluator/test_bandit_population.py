@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from evaluator.bandit import FAMILIES, BanditConfig, run_bandit, run_bandit_population
+from evaluator.bandit.train import TimeShare
 from evaluator.losses import Loss
 from evaluator.results import RunResult, RunStatus
 from tests.evaluator.configs import with_fields
@@ -122,3 +123,15 @@ def test_bad_tasks_and_sizes_are_refused() -> None:
         run_bandit_population([NAN_AFTER_MOVING], task="nope", seed=0, config=CONFIG)
     with pytest.raises(ValueError, match="population_size"):
         BanditConfig(population_size=0)
+
+
+def test_the_time_share_is_measured_against_the_losses_still_running() -> None:
+    share = TimeShare(multiple=20.0, floor_s=2.0, max_s=120.0)
+    # Two losses died at their first step (their clocks stopped near 0): the healthy one's 3 s
+    # is compared with itself, not with a median of 0 that would cut its share to the floor.
+    assert share.overspent([0.001, 3.0, 0.0], [False, True, False]) == []
+    # Among running losses, one 20 times slower than the median and past the floor is stopped.
+    assert share.overspent([0.2, 0.25, 6.0], [True, True, True]) == [2]
+    assert share.overspent([0.2, 0.25, 6.0], [True, True, False]) == []  # already stopped
+    assert share.overspent([150.0], [True]) == [0]  # max_s holds alone
+    assert share.overspent([1.0, 2.0], [False, False]) == []

@@ -1,4 +1,8 @@
-"""`lossforge evaluate`, run as a user runs it: sandbox, local Ray, a report vs DPO."""
+"""`lossforge evaluate`, run as a user runs it: sandbox, Ray, a report vs DPO.
+
+The first test starts a local Ray, as a user's first run does; the others join the session's
+cluster (`shared_ray`), which spares each a Ray start-up.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.ray_head import Cluster
 
 LOSSFORGE = str(Path(sys.executable).parent / "lossforge")
 
@@ -23,11 +29,14 @@ def loss(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejec
 """
 
 
-def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _run(
+    tmp_path: Path, *args: str, ray: Cluster | None = None
+) -> subprocess.CompletedProcess[str]:
+    joined = ray.client_env() if ray is not None else {}
     return subprocess.run(
         [LOSSFORGE, "evaluate", *args],
         cwd=tmp_path,
-        env={**os.environ, "LOSSFORGE_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}"},
+        env={**os.environ, "LOSSFORGE_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}", **joined},
         capture_output=True,
         text=True,
         timeout=300,
@@ -63,7 +72,9 @@ def test_evaluate_reports_the_score_vs_dpo_per_task(tmp_path: Path) -> None:
         assert row["n"] == 2 and row["score_low"] <= row["score"] <= row["score_high"]
 
 
-def test_evaluate_confirms_on_fresh_seeds_public_and_held_out_apart(tmp_path: Path) -> None:
+def test_evaluate_confirms_on_fresh_seeds_public_and_held_out_apart(
+    tmp_path: Path, shared_ray: Cluster
+) -> None:
     (tmp_path / "mine.py").write_text(HINGE_PLUS)
     (tmp_path / "tiny.yaml").write_text(
         "max_steps: 4\nnum_train_pairs: 128\nnum_eval_pairs: 16\nnum_eval_prompts: 32\n"
@@ -85,6 +96,7 @@ def test_evaluate_confirms_on_fresh_seeds_public_and_held_out_apart(tmp_path: Pa
         "--seed-start",
         "7",
         "--json",
+        ray=shared_ray,
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
@@ -141,12 +153,12 @@ def test_a_bad_stage_config_is_a_usage_error_naming_the_field(tmp_path: Path) ->
     assert "must hold a mapping of stage config fields, not a list" in result.stderr
 
 
-def test_a_stage_config_changes_what_the_runs_do(tmp_path: Path) -> None:
+def test_a_stage_config_changes_what_the_runs_do(tmp_path: Path, shared_ray: Cluster) -> None:
     (tmp_path / "mine.py").write_text(HINGE_PLUS)
     (tmp_path / "bandit.yaml").write_text("max_steps: 3\nbeta_grid: [0.1]\n")
     args = ("mine.py", "--stage", "bandit", "--task", "tabular", "--seeds", "1", "--json")
-    short = _run(tmp_path, *args, "--config", "bandit.yaml")
-    default = _run(tmp_path, *args)
+    short = _run(tmp_path, *args, "--config", "bandit.yaml", ray=shared_ray)
+    default = _run(tmp_path, *args, ray=shared_ray)
     assert short.returncode == default.returncode == 0, short.stderr + default.stderr
     runs = [
         json.loads(r.stdout.strip().splitlines()[-1])["tasks"]["tabular"]["dpo_runs"][0]

@@ -7,7 +7,8 @@ sending it refuses a call whose worst-case cost (the prompt's conservative token
 never overspent by a call the proposer chose to make. Retryable failures (429, 5xx, timeouts,
 drops) are retried up to `max_retries` times after an exponential backoff with jitter drawn from
 the injected rng; a server's Retry-After is a floor on the wait. Every request, failed or not, is
-handed to the recorder (model, tokens, cost, latency, error) the moment it ends, so the archive's
+handed to the recorder (model, tokens, cost, latency, error, and its transcript: the messages
+sent, the reply's text and the messages' `prompt_hash`) the moment it ends, so the archive's
 `llm_calls` table, which the dollar budget is read from, sees every one. When the breaker opens
 the call raises `ProposerUnavailable`.
 
@@ -16,6 +17,7 @@ It does not build prompts or read replies (prompts.py, replies.py) and holds no 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -32,12 +34,18 @@ from discovery.proposers.llm.config import JsonMode
 from discovery.proposers.llm.pricing import PriceTable
 from evaluator import LLMCall
 
-__all__ = ["Caller", "Purpose", "Recorder", "RetryPolicy"]
+__all__ = ["Caller", "Purpose", "Recorder", "RetryPolicy", "prompt_hash"]
 
 log = logging.getLogger(__name__)
 
 Purpose = Literal["propose", "repair"]
 _MAX_ADAPTATIONS = 2  # request changes (JSON mode off, max_completion_tokens) within one call
+
+
+def prompt_hash(messages: Sequence[Message]) -> str:
+    """The hash that ties a candidate (its provenance's `prompt_hash`) to the request that wrote
+    it (the `llm_calls` row's): sha256 of the messages' JSON as sent, first 16 hex digits."""
+    return hashlib.sha256(json.dumps(list(messages)).encode()).hexdigest()[:16]
 
 
 # Each request, failed or not, as the archive stores it: the one LLM-call record of the project
@@ -124,7 +132,9 @@ class Caller:
                     messages, model=model, json_mode=self.json_mode, timeout_s=self.timeout_s
                 )
             except LLMCallError as exc:
-                self._record(purpose, model, latency_s=self.clock() - started, error=str(exc))
+                self._record(
+                    purpose, model, messages, latency_s=self.clock() - started, error=str(exc)
+                )
                 if exc.adapted and adaptations < _MAX_ADAPTATIONS:
                     adaptations += 1
                     log.info("%s: %s", self.client.endpoint, exc)
@@ -145,6 +155,8 @@ class Caller:
             self._record(
                 purpose,
                 model,
+                messages,
+                reply=completion.text,
                 prompt_tokens=completion.prompt_tokens,
                 completion_tokens=completion.completion_tokens,
                 cost_usd=cost,
@@ -157,7 +169,9 @@ class Caller:
         self,
         purpose: Purpose,
         model: str,
+        messages: Sequence[Message],
         *,
+        reply: str | None = None,
         prompt_tokens: int = 0,
         completion_tokens: int = 0,
         cost_usd: float = 0.0,
@@ -165,6 +179,18 @@ class Caller:
         error: str | None = None,
     ) -> None:
         self.spent += cost_usd
+        sent = tuple({"role": m["role"], "content": m["content"]} for m in messages)
         self.recorder(
-            LLMCall(purpose, model, prompt_tokens, completion_tokens, cost_usd, latency_s, error)
+            LLMCall(
+                purpose,
+                model,
+                prompt_tokens,
+                completion_tokens,
+                cost_usd,
+                latency_s,
+                error,
+                messages=sent,
+                reply=reply,
+                prompt_hash=prompt_hash(messages),
+            )
         )

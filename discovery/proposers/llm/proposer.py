@@ -22,7 +22,6 @@ The same class serves `hf-local`: only the client differs (hf_local.py). It hold
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from typing import Protocol
 from discovery.proposers.base import Proposal, ProposalContext
 from discovery.proposers.errors import BudgetExhausted, ProposerUnavailable
 from discovery.proposers.llm.bandit import ModelBandit
-from discovery.proposers.llm.calls import Caller
+from discovery.proposers.llm.calls import Caller, prompt_hash
 from discovery.proposers.llm.client import Completion, Message, estimate_tokens
 from discovery.proposers.llm.prompts import repair_prompt, system_prompt, user_prompt
 from discovery.proposers.llm.replies import parse_reply
@@ -169,7 +168,7 @@ class LLMProposer:
     ) -> list[_Read]:
         """The reply's candidates, checked by the sandbox, and its problems, as proposals."""
         reply = parse_reply(text, limit=limit)
-        prompt_hash = hashlib.sha256(json.dumps(list(sent)).encode()).hexdigest()[:16]
+        sent_hash = prompt_hash(sent)
         operator = "write" if fixing is None else "repair"
         found = []
         for index, candidate in enumerate(reply.candidates):
@@ -188,7 +187,7 @@ class LLMProposer:
                 origin=self.name,
                 operator=operator,
                 model=model,
-                prompt_hash=prompt_hash,
+                prompt_hash=sent_hash,
             )
             reason = None if verdict is None or verdict.accepted else verdict.reason
             found.append(_Read(proposal, reason))
@@ -203,7 +202,7 @@ class LLMProposer:
                 origin=self.name,
                 operator=operator,
                 model=model,
-                prompt_hash=prompt_hash,
+                prompt_hash=sent_hash,
                 rejection=problem.reason,
             )
             found.append(_Read(proposal, problem.reason))

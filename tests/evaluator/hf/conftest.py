@@ -105,8 +105,9 @@ def graphs() -> dict[str, str]:
 
 
 @pytest.fixture(scope="package")
-def ray_local() -> Iterator[None]:
-    """One local Ray instance for the package (starting one costs seconds); no GPU."""
+def ray_local() -> Iterator[str]:
+    """One local Ray instance for the package (starting one costs seconds); no GPU. Yields its
+    address, for the lossforge processes that join it."""
     ray.init(
         num_cpus=2,
         num_gpus=0,
@@ -114,7 +115,7 @@ def ray_local() -> Iterator[None]:
         log_to_driver=False,
         _node_ip_address="127.0.0.1",
     )
-    yield
+    yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
 

@@ -1,5 +1,6 @@
 """`lossforge evaluate --stage hf --config FILE`, run as a user runs it: a loss and DPO fine-tuned
-with TRL on a local tiny model and local data, each beta of the grid a task."""
+with TRL on a local tiny model and local data, each beta of the grid a task. It joins the
+package's Ray instance rather than starting its own."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ ONE_TASK = ("--task", "beta=0.5", "--seeds", "1", "--json")
 
 
 def test_evaluate_runs_the_hf_stage_from_a_config_file(
-    tmp_path: Path, hf_config: Callable[..., dict[str, Any]]
+    tmp_path: Path, hf_config: Callable[..., dict[str, Any]], ray_local: str
 ) -> None:
     config = hf_config(betas=[0.1, 0.5], max_steps=4)
     config.pop("beta")
@@ -42,6 +43,7 @@ def test_evaluate_runs_the_hf_stage_from_a_config_file(
             **os.environ,
             "HF_HUB_OFFLINE": "1",
             "LOSSFORGE_DATABASE_URL": f"sqlite:///{tmp_path / 'a.db'}",
+            "LOSSFORGE_RAY_ADDRESS": ray_local,
         },
         capture_output=True,
         text=True,

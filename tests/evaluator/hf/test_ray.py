@@ -32,7 +32,7 @@ def _run(jobs: list[EvalJob]) -> list[Any]:
 
 
 def test_candidate_and_dpo_train_on_workers_and_are_scored_by_reward_and_judge(
-    ray_local: None,
+    ray_local: str,
     graphs: dict[str, str],
     hf_config: Config,
     hf_files: HFFiles,
@@ -81,7 +81,7 @@ def test_candidate_and_dpo_train_on_workers_and_are_scored_by_reward_and_judge(
 
 
 def test_two_local_reference_models_on_a_worker(
-    ray_local: None, graphs: dict[str, str], hf_config: Config, hf_files: HFFiles
+    ray_local: str, graphs: dict[str, str], hf_config: Config, hf_files: HFFiles
 ) -> None:
     config = hf_config(
         ref_models=[str(hf_files.policy), str(hf_files.other_ref)],
@@ -104,7 +104,7 @@ def test_two_local_reference_models_on_a_worker(
 
 
 def test_a_job_asking_for_a_gpu_the_cluster_lacks_fails_at_once(
-    ray_local: None, graphs: dict[str, str], hf_config: Config
+    ray_local: str, graphs: dict[str, str], hf_config: Config
 ) -> None:
     job = EvalJob(
         stage="hf",

@@ -36,6 +36,12 @@ def test_dpo_full_fine_tuning_moves_every_weight_and_is_scored(
     assert result.metrics["rewards/accuracies"] > 0.8
     assert result.metrics["rewards/margins"] > 0.0
     assert result.losses[-1] < result.losses[0]
+    # Training curves: loss and TRL's reward margin per step (no per-step KL at hf).
+    assert result.curves["step"] == [1, 2, 3, 4, 5, 6]
+    assert result.curves["loss"] == result.losses
+    assert set(result.curves) == {"step", "loss", "rewards/margins"}
+    assert result.curves["rewards/margins"][0] == pytest.approx(0.0, abs=1e-4)  # pi = pi_ref
+    assert result.curves["rewards/margins"][-1] > 0.0
     assert result.llm_calls == []
     assert set(result.timings) == {"load_s", "train_s", "score_s"}
     again = run_hf(DPO, task="beta=0.1", seed=0, config=config)
