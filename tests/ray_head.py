@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -65,9 +67,12 @@ def user_env(home: Path, **extra: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def ray_head(root: Path, *, num_cpus: int) -> Iterator[Cluster]:
-    """`ray start --head --block` under `root`; yields the cluster once it is up."""
-    home, temp_dir = root / "home", root / "ray"
+    """`ray start --head --block` with its HOME under `root`; yields the cluster once it is up."""
+    home = root / "home"
     home.mkdir(parents=True)
+    # Ray's session files hold Unix sockets, whose paths may not pass 107 bytes: a short folder
+    # of its own in /tmp, not under pytest's (deep under xdist: .../popen-gw0/...).
+    temp_dir = Path(tempfile.mkdtemp(prefix="lf-ray-", dir="/tmp"))
     # A token in ~/.ray/auth_token, as any earlier local Ray run (or this command) leaves one.
     subprocess.run(
         [RAY, "get-auth-token", "--generate"], env=user_env(home), capture_output=True, check=True
@@ -112,6 +117,7 @@ def ray_head(root: Path, *, num_cpus: int) -> Iterator[Cluster]:
     finally:
         _stop(proc.pid, temp_dir)
         proc.wait(timeout=10)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def _stop(group: int, temp_dir: Path) -> None:

@@ -135,9 +135,9 @@ async def leaderboard_json(
     limit: Limit = 50,
     tasks: Tasks = False,
 ) -> Response:
-    board = await _board(boards, campaign_id)
-    body = board.page_json(campaign_id, offset=offset, limit=limit, query=query, tasks=tasks)
-    return Response(body, media_type="application/json", headers=_attachment(campaign_id, "json"))
+    page = await leaderboard(boards, campaign_id, query, offset=offset, limit=limit, tasks=tasks)
+    page.headers.update(_attachment(campaign_id, "json"))
+    return page
 
 
 @router.get(
