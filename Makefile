@@ -18,11 +18,12 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # Two workers: much of the suite waits on subprocesses, Ray and the browser, so a second worker
-# fills the idle core. Tests that share session fixtures stay on one worker (tests/conftest.py).
+# fills the idle core. Tests that share session fixtures stay on one worker (tests/conftest.py's
+# scheduler).
 TEST_WORKERS ?= 2
 
 test: install
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --durations=25
 
 # The main job: an offline discovery campaign (evolve proposer, SQLite, local Ray, CPU tasks).
 run: install

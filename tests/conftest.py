@@ -16,6 +16,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -112,21 +113,33 @@ _SHARED_FIXTURE_FOLDERS = (  # longest first (as measured by --durations in CI)
 )
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Give each test its xdist group (`make test` runs `pytest -n 2 --dist loadgroup`): its
-    fixture-sharing folder, else its module. Without xdist the marks change nothing."""
-    root = Path(str(config.rootpath))
-    groups: dict[str, str] = {}
-    for item in items:
-        path = Path(str(item.path)).relative_to(root).as_posix()
-        group = next((f for f in _SHARED_FIXTURE_FOLDERS if path.startswith(f)), path)
-        item.add_marker(pytest.mark.xdist_group(group))
-        groups[item.nodeid] = group
-    # The folders are the longest groups: handed out first, longest first (xdist takes groups
+def _group(nodeid: str) -> str:
+    """A test's worker group: its fixture-sharing folder, else its module."""
+    path = nodeid.split("::", 1)[0]
+    return next((f for f in _SHARED_FIXTURE_FOLDERS if path.startswith(f)), path)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The folders are the longest groups: handed out first, longest first (xdist hands groups out
     # in collection order), they do not leave one worker running alone at the end. The sort is
     # stable: the order within a group stays.
     rank = {folder: i for i, folder in enumerate(_SHARED_FIXTURE_FOLDERS)}
-    items.sort(key=lambda item: rank.get(groups[item.nodeid], len(rank)))
+    items.sort(key=lambda item: rank.get(_group(item.nodeid), len(rank)))
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: absent when it is not installed
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`make test` runs `pytest -n 2`: whole groups go to a worker (`_group`). xdist's own
+    `loadgroup` reads groups from marks it writes into node ids, which pytest 9.2 ignores
+    (pytest-xdist issue 1386): tests of one group went to both workers, each building the
+    group's session fixtures."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FolderScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _group(nodeid)
+
+    return FolderScheduling(config, log)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
