@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 TEST_WORKERS ?= 2
 
 test: install
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --durations=25
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --no-loadscope-reorder --durations=25
 
 # The main job: an offline discovery campaign (evolve proposer, SQLite, local Ray, CPU tasks).
 run: install

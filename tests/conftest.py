@@ -103,7 +103,8 @@ def shared_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 # Folders whose tests share session- or package-scoped fixtures (a sandbox pool, a reference cache,
 # a served campaign, a Ray instance): under pytest-xdist each folder runs on one worker, so those
-# fixtures are built once. Every other module is a group of its own, so its module fixtures are too.
+# fixtures are built once. Every other test is a unit of its own, so the workers stay balanced to
+# the end (a module fixture may then be built on both workers).
 _SHARED_FIXTURE_FOLDERS = (  # longest first (as measured by --durations in CI)
     "tests/faults/",
     "tests/web/",
@@ -114,22 +115,22 @@ _SHARED_FIXTURE_FOLDERS = (  # longest first (as measured by --durations in CI)
 
 
 def _group(nodeid: str) -> str:
-    """A test's worker group: its fixture-sharing folder, else its module."""
+    """A test's unit of work on a worker: its fixture-sharing folder, else the test itself."""
     path = nodeid.split("::", 1)[0]
-    return next((f for f in _SHARED_FIXTURE_FOLDERS if path.startswith(f)), path)
+    return next((f for f in _SHARED_FIXTURE_FOLDERS if path.startswith(f)), nodeid)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # The folders are the longest groups: handed out first, longest first (xdist hands groups out
-    # in collection order), they do not leave one worker running alone at the end. The sort is
-    # stable: the order within a group stays.
+    # The folders are the longest units: handed out first, longest first (in collection order:
+    # `make test` passes --no-loadscope-reorder), they do not leave one worker running alone at
+    # the end. The sort is stable: the order within a folder stays.
     rank = {folder: i for i, folder in enumerate(_SHARED_FIXTURE_FOLDERS)}
     items.sort(key=lambda item: rank.get(_group(item.nodeid), len(rank)))
 
 
 @pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: absent when it is not installed
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """`make test` runs `pytest -n 2`: whole groups go to a worker (`_group`). xdist's own
+    """`make test` runs `pytest -n 2`: whole folders go to a worker (`_group`). xdist's own
     `loadgroup` reads groups from marks it writes into node ids, which pytest 9.2 ignores
     (pytest-xdist issue 1386): tests of one group went to both workers, each building the
     group's session fixtures."""
