@@ -18,12 +18,11 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # Two workers: much of the suite waits on subprocesses, Ray and the browser, so a second worker
-# fills the idle core. Tests that share session fixtures stay on one worker (tests/conftest.py's
-# scheduler).
+# fills the idle core (the slowest folders first: tests/conftest.py).
 TEST_WORKERS ?= 2
 
 test: install
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --no-loadscope-reorder --durations=25
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist load --durations=25
 
 # The main job: an offline discovery campaign (evolve proposer, SQLite, local Ray, CPU tasks).
 run: install

@@ -16,7 +16,6 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
@@ -101,11 +100,13 @@ def shared_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield cluster
 
 
-# Folders whose tests share session- or package-scoped fixtures (a sandbox pool, a reference cache,
-# a served campaign, a Ray instance): under pytest-xdist each folder runs on one worker, so those
-# fixtures are built once. Every other test is a unit of its own, so the workers stay balanced to
-# the end (a module fixture may then be built on both workers).
-_SHARED_FIXTURE_FOLDERS = (  # longest first (as measured by --durations in CI)
+# The slowest folders (engines killed and resumed, a served campaign in Chromium, the sandbox's
+# pool, tinylm and hf training). `make test` runs `pytest -n 2 --dist load`: tests go to whichever
+# worker is free, in collection order, so these go first and no worker runs alone at the end. A
+# session fixture is built by each worker that needs it. (Keeping a folder on one worker was
+# slower: 20 min 52 s against 17 min 42 s, and xdist's `loadgroup` does not group under pytest 9.2,
+# pytest-xdist issue 1386.)
+_SLOW_FOLDERS = (
     "tests/faults/",
     "tests/web/",
     "tests/sandbox/",
@@ -114,33 +115,14 @@ _SHARED_FIXTURE_FOLDERS = (  # longest first (as measured by --durations in CI)
 )
 
 
-def _group(nodeid: str) -> str:
-    """A test's unit of work on a worker: its fixture-sharing folder, else the test itself."""
-    path = nodeid.split("::", 1)[0]
-    return next((f for f in _SHARED_FIXTURE_FOLDERS if path.startswith(f)), nodeid)
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # The folders are the longest units: handed out first, longest first (in collection order:
-    # `make test` passes --no-loadscope-reorder), they do not leave one worker running alone at
-    # the end. The sort is stable: the order within a folder stays.
-    rank = {folder: i for i, folder in enumerate(_SHARED_FIXTURE_FOLDERS)}
-    items.sort(key=lambda item: rank.get(_group(item.nodeid), len(rank)))
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return next(
+            (i for i, f in enumerate(_SLOW_FOLDERS) if path.startswith(f)), len(_SLOW_FOLDERS)
+        )
 
-
-@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist: absent when it is not installed
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """`make test` runs `pytest -n 2`: whole folders go to a worker (`_group`). xdist's own
-    `loadgroup` reads groups from marks it writes into node ids, which pytest 9.2 ignores
-    (pytest-xdist issue 1386): tests of one group went to both workers, each building the
-    group's session fixtures."""
-    from xdist.scheduler import LoadScopeScheduling
-
-    class FolderScheduling(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            return _group(nodeid)
-
-    return FolderScheduling(config, log)
+    items.sort(key=rank)  # stable: the order within a folder stays
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
