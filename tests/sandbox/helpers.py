@@ -29,3 +29,8 @@ def graph_data(source: str) -> dict[str, Any]:
 
 def rebuild(source: str) -> LossGraph:
     return rebuild_graph(json.dumps(graph_data(source)))
+
+
+def call_node(target: str, *args: Any, op: str = "call_function", **kwargs: Any) -> dict[str, Any]:
+    """A graph JSON node calling `target` (a forged or hand-written graph's building block)."""
+    return {"op": op, "target": target, "args": list(args), "kwargs": kwargs}
